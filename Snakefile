@@ -1,0 +1,19 @@
+# Bayesian reanalysis of therapeutic alliance in the ICOnnecta't trial.
+# Run with `snakemake --cores 4`; see README.md. Rules are grouped by stage in workflow/rules/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        rules.descriptives.output,
+    default_target: True

@@ -1,0 +1,56 @@
+"""Process set-up for workflow jobs: caches and temporary files inside the project.
+
+Import and call :func:`isolate_caches` before anything imports pytensor, numba or matplotlib.
+Each job gets its own PyTensor compile directory, so parallel Snakemake jobs never share one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def isolate_caches(project_dir: str | Path, job_name: str) -> Path:
+    """Point PyTensor, numba, matplotlib and temporary files at ``.cache/`` in the project.
+
+    Returns the job's cache directory. Existing explicit settings of the user are respected.
+    """
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", job_name) or "job"
+    cache_root = Path(project_dir).resolve() / ".cache"
+    job_dir = cache_root / "pytensor" / safe_name
+    paths = {
+        "MPLCONFIGDIR": cache_root / "matplotlib",
+        "NUMBA_CACHE_DIR": cache_root / "numba",
+        "TMPDIR": cache_root / "tmp",
+    }
+    for variable, path in paths.items():
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault(variable, str(path))
+    job_dir.mkdir(parents=True, exist_ok=True)
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "compiledir" not in flags:
+        extra = f"compiledir={job_dir}"
+        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    return job_dir
+
+
+def job_logger(log_path: str | Path, job_name: str):
+    """A logger that writes to the job's log file and, prefixed with the job, to the console."""
+    import logging
+    import sys
+
+    logger = logging.getLogger(f"alliance.{job_name}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    to_console = logging.StreamHandler(sys.stderr)
+    to_console.setFormatter(logging.Formatter(f"[{job_name}] %(message)s"))
+    logger.addHandler(to_file)
+    logger.addHandler(to_console)
+    return logger

@@ -1,0 +1,31 @@
+# Configuration checks and helpers shared by every stage.
+
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def uses_synthetic_twin():
+    """True when no raw data folder is configured: the twin is generated and analysed."""
+    return not (config.get("raw_data_dir") or "").strip()
+
+
+def input_data_dir():
+    """Folder of patients.csv, wai.csv and digital.csv: the raw data or the twin's."""
+    if uses_synthetic_twin():
+        return "data/synthetic"
+    return str(Path(config["raw_data_dir"]).expanduser())
+
+
+def input_data_files(wildcards):
+    """The three input files of the data contract, in the configured folder."""
+    folder = input_data_dir()
+    return {
+        name: f"{folder}/{name}.csv" for name in ("patients", "wai", "digital")
+    }

@@ -1,0 +1,38 @@
+"""Snakemake adapter: validate the input files, score them and write the analysis tables.
+
+A breach of the data contract stops the run here, with every violation on the console.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from alliance.analysis_tables import build_analysis_tables
+from alliance.input_data import InputDataError, read_trial_data
+from alliance.provenance import file_sha256
+from alliance.runtime import job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = job_logger(smk.log[0], "clean_data")
+folder = Path(smk.input.patients).parent
+try:
+    data = read_trial_data(folder, smk.config)
+except InputDataError as error:
+    log.error("%s", error.report())
+    sys.exit(1)
+
+tables = build_analysis_tables(data, smk.config["instrument"])
+for name, table in tables.items():
+    table.to_csv(smk.output[name], index=False, lineterminator="\n")
+summary = {
+    "input_dir": str(folder),
+    "synthetic_twin": not (smk.config.get("raw_data_dir") or "").strip(),
+    "sha256": {Path(path).name: file_sha256(path) for path in smk.input},
+    "n_patients": int(len(data.patients)),
+    "n_wai_rows": int(len(data.wai)),
+    "n_digital_rows": int(len(data.digital)),
+}
+with open(smk.output.input_summary, "w", encoding="utf-8") as handle:
+    json.dump(summary, handle, indent=2)
+    handle.write("\n")
+log.info("input valid: %d patients from %s", summary["n_patients"], folder)
