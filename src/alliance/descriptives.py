@@ -67,8 +67,14 @@ def trajectory_figure(alliance: pd.DataFrame, months: list[int]):
     for rater, axis in grid.axes_dict.items():
         for arm, colour in palette.items():
             line = means[(means.rater == rater) & (means.arm == arm)]
-            axis.plot(line["month"], line["wai_total"], color=colour, linewidth=3, marker="o",
-                      label=f"{arm} mean")
+            axis.plot(
+                line["month"],
+                line["wai_total"],
+                color=colour,
+                linewidth=3,
+                marker="o",
+                label=f"{arm} mean",
+            )
         axis.set_xticks(months)
         axis.set_title(f"Rated by the {rater}")
     grid.set_axis_labels("Months after inclusion", "WAI total (1-7)")

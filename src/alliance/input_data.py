@@ -80,6 +80,7 @@ class RawTable:
     lines: list[int]
     decimal_comma: bool
     problems: list[Violation] = field(default_factory=list)
+    malformed_keys: set[str] = field(default_factory=set)
 
 
 def detect_delimiter(header_line: str) -> str:
@@ -113,10 +114,10 @@ def read_raw_table(path: Path) -> RawTable:
                     line,
                     "(whole row)",
                     delimiter.join(record),
-                    f"{len(table.header)} fields separated by '{delimiter}', "
-                    f"found {len(record)}",
+                    f"{len(table.header)} fields separated by '{delimiter}', found {len(record)}",
                 )
             )
+            table.malformed_keys.add(record[0].strip())
             continue
         table.rows.append(dict(zip(table.header, (cell.strip() for cell in record), strict=True)))
         table.lines.append(line)
@@ -277,8 +278,11 @@ def read_trial_data(folder: Path | str, config: Mapping) -> TrialData:
 
     patients_check = validator_for("patients.csv")
     patients = _patients(patients_check, aliases)
-    # Without a readable patients.csv, patient ids cannot be checked against it.
+    # Without a readable patients.csv, patient ids cannot be checked against it. Patients whose
+    # own row is broken (already reported) are not reported again in the other files.
     arm_of = None if patients is None else dict(zip(patients.patient_id, patients.arm, strict=True))
+    if arm_of is not None:
+        arm_of.update(dict.fromkeys(patients_check.table.malformed_keys - set(arm_of), None))
 
     wai_check = validator_for("wai.csv")
     wai = _wai(wai_check, instrument, arm_of)
@@ -358,6 +362,8 @@ def _known_patient(check: TableValidator, arm_of: Mapping | None, arm: str | Non
     def parse(cell: str) -> tuple[object, str | None]:
         if arm_of is None:
             return check.text(cell)
+        if cell in arm_of and pd.isna(arm_of[cell]):  # its patients.csv row is already reported
+            return cell, None
         if cell not in arm_of or (arm is not None and arm_of[cell] != arm):
             return None, expected
         return cell, None

@@ -55,7 +55,7 @@ def time_code(months: np.ndarray, all_months: list[int]) -> np.ndarray:
 
 
 def _patient_effects(twin: Mapping, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Patient-level (level, change) for each rater: columns p_level, p_change, t_level, t_change."""
+    """Patient-level (level, change) per rater: columns p_level, p_change, t_level, t_change."""
     sd = np.array(
         [
             twin["patient_level_sd"]["patient"],
@@ -187,9 +187,7 @@ def _simulate_covariates(
         corr = np.array([[1.0, rho], [rho, 1.0]])
         between = rng.multivariate_normal(np.zeros(2), corr, size=n_patients)
         within = rng.multivariate_normal(np.zeros(2), corr, size=n_patients * n_months)
-        return np.sqrt(stable) * np.repeat(between, n_months, axis=0) + np.sqrt(
-            1 - stable
-        ) * within
+        return np.sqrt(stable) * np.repeat(between, n_months, axis=0) + np.sqrt(1 - stable) * within
 
     z_sus_app = correlated_scores(twin["sus_vas_app_correlation"])
     z_platform = correlated_scores(0.0)[:, 0]
@@ -359,7 +357,9 @@ def true_estimands(twin: Mapping, instrument: Mapping, rng: np.random.Generator)
         bias = np.mean([means[("patient", arm, m)] - means[("therapist", arm, m)] for m in months])
         add("b", "rater_bias", bias, arm=arm)
         icc = [
-            concordance(*paired.loc[(paired.arm == arm) & (paired.month == m), list(RATERS)].T.values)
+            concordance(
+                *paired.loc[(paired.arm == arm) & (paired.month == m), list(RATERS)].T.values
+            )
             for m in months
         ]
         add("b", "icc_agreement", np.mean(icc), arm=arm)

@@ -4,11 +4,12 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+# The one software environment of every rule (same pins as requirements.txt). Jobs run in the
+# active environment (.venv); conda users may create it with `conda env create -f environment.yml`.
+CONDA_ENV = "../../environment.yml"
 
 
 def uses_synthetic_twin():
@@ -26,6 +27,4 @@ def input_data_dir():
 def input_data_files(wildcards):
     """The three input files of the data contract, in the configured folder."""
     folder = input_data_dir()
-    return {
-        name: f"{folder}/{name}.csv" for name in ("patients", "wai", "digital")
-    }
+    return {name: f"{folder}/{name}.csv" for name in ("patients", "wai", "digital")}

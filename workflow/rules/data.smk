@@ -10,6 +10,8 @@ rule synthetic_twin:
         truth="data/synthetic/true_parameters.json",
     log:
         "logs/synthetic_twin.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/generate_twin.py"
 
@@ -24,6 +26,8 @@ rule clean_data:
         input_summary="data/processed/input_summary.json",
     log:
         "logs/clean_data.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/clean_data.py"
 
@@ -49,5 +53,7 @@ rule descriptives:
         ),
     log:
         "logs/descriptives.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/descriptives.py"

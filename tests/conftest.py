@@ -1,0 +1,85 @@
+"""Shared fixtures: the project's config and small, valid input folders built from the twin."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from alliance.settings import PROJECT_DIR, load_config
+from alliance.twin import generate_twin, write_input_files
+
+
+@pytest.fixture(scope="session")
+def config() -> dict:
+    """The project's validated config, with a smaller truth population for speed."""
+    return load_config({"synthetic_twin": {"truth_population": 4000}})
+
+
+@pytest.fixture(scope="session")
+def twin(config):
+    return generate_twin(config)
+
+
+@pytest.fixture(scope="session")
+def twin_files(twin, tmp_path_factory) -> Path:
+    """A folder with the default twin's three input files (read only: copy before editing)."""
+    folder = tmp_path_factory.mktemp("twin")
+    write_input_files(twin, folder)
+    return folder
+
+
+@pytest.fixture
+def input_folder(twin_files, tmp_path) -> Path:
+    """A writable copy of the twin's input files."""
+    folder = tmp_path / "input"
+    shutil.copytree(twin_files, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    return PROJECT_DIR
+
+
+WORKFLOW_FILES = ("Snakefile", "environment.yml", "workflow", "config", "report", "models")
+
+
+def make_workspace(folder: Path) -> Path:
+    """A copy of the workflow (not its results) in ``folder``, to run Snakemake in."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+def run_snakemake(workspace: Path, *arguments: str, timeout: int = 3000):
+    """Run Snakemake of the current environment in ``workspace`` with the reduced test config."""
+    import subprocess
+    import sys
+
+    command = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--cores",
+        "2",
+        "--configfile",
+        str(PROJECT_DIR / "tests" / "fixtures" / "ci_config.yaml"),
+        *arguments,
+    ]
+    return subprocess.run(
+        command, cwd=workspace, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def completed_run(tmp_path_factory) -> Path:
+    """A workspace where the whole default DAG ran on the twin at reduced MCMC size."""
+    workspace = make_workspace(tmp_path_factory.mktemp("run") / "workflow")
+    result = run_snakemake(workspace)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workspace

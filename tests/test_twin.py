@@ -1,0 +1,118 @@
+"""The synthetic twin: reproducible from the seed, calibrated as configured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alliance.analysis_tables import build_analysis_tables
+from alliance.input_data import read_trial_data
+from alliance.settings import load_config
+from alliance.twin import generate_twin, write_input_files
+
+
+def truth_value(truth: dict, **key) -> float:
+    rows = [row for row in truth["estimands"] if all(str(row[k]) == str(v) for k, v in key.items())]
+    assert len(rows) == 1, key
+    return rows[0]["value"]
+
+
+def test_same_seed_same_bytes_other_seed_other_files(config, tmp_path):
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        write_input_files(generate_twin(config, seed=seed), tmp_path / name)
+    for file in ("patients.csv", "wai.csv", "digital.csv"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    assert (tmp_path / "a" / "wai.csv").read_bytes() != (tmp_path / "c" / "wai.csv").read_bytes()
+
+
+def test_design_matches_the_trial(twin, config):
+    patients = twin.patients
+    assert len(patients) == 184 and patients.patient_id.is_unique
+    assert (patients.arm == "digital").sum() == 92
+    assert set(patients.centre) == set(config["synthetic_twin"]["centres"])
+    # Therapists are nested in centre and arm: each therapist treats one centre's one arm.
+    assert (patients.groupby("therapist_id")[["centre", "arm"]].nunique() == 1).all().all()
+    per_arm = patients.groupby("arm")["therapist_id"].nunique()
+    assert per_arm.between(3, 8).all()
+    assert set(twin.digital.patient_id) <= set(patients.patient_id[patients.arm == "digital"])
+
+
+def test_items_are_rounded_with_a_ceiling_and_missing_data_grow(twin, config):
+    items = twin.wai.filter(like="item_").astype("Float64")
+    answered = items.stack().dropna()
+    assert set(answered.unique()) <= set(range(1, 8))
+    patient_items = twin.wai[twin.wai.rater == "patient"].filter(like="item_").astype("Float64")
+    # Reverse-keyed items (4, 10) are answered low; the others pile up at the ceiling of 7.
+    ceiling = patient_items.drop(columns=["item_04", "item_10"]).stack().dropna().eq(7).mean()
+    assert ceiling > 0.2
+    assert patient_items["item_04"].mean() < 3 < patient_items["item_01"].mean()
+    # Some single answers are missing (so pro-rating is exercised) ...
+    assert items.isna().to_numpy().mean() > 0.005
+    # ... and assessments go missing more often later in follow-up.
+    tables = build_analysis_tables(read_trial_data_from(twin, config), config["instrument"])
+    assessed = tables["alliance"].groupby("month")["assessed"].mean()
+    assert assessed[3] > assessed[6] > assessed[12]
+
+
+def read_trial_data_from(twin, config, folder=None):
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder or tempfile.mkdtemp())
+    write_input_files(twin, folder)
+    return read_trial_data(folder, config)
+
+
+def test_published_findings_hold_in_the_truth(twin):
+    truth = twin.truth
+    for rater in ("patient", "therapist"):  # F1
+        for month in (3, 6, 12):
+            assert truth_value(truth, estimand="arm_difference", rater=rater, month=month) < -0.2
+    assert abs(truth_value(truth, estimand="change_difference", rater="patient")) < 0.05  # F2
+    assert truth_value(truth, estimand="change_difference", rater="therapist") < -0.25  # F3
+    for arm in ("digital", "ptau"):  # F4
+        assert abs(truth_value(truth, estimand="icc_agreement", arm=arm)) < 0.1
+    for rater, term in (("patient", "sus"), ("patient", "vas_app"), ("therapist", "vas_platform")):
+        assert truth_value(truth, estimand="association", rater=rater, term=term) > 0.08  # F5-6
+    for term in ("comm_amount", "comm_async_share", "age"):  # F7, age
+        assert abs(truth_value(truth, estimand="association", rater="patient", term=term)) < 0.03
+
+
+def test_large_twin_sample_means_match_the_truth(config, tmp_path):
+    """With many patients and therapists, observed means converge on the true marginal means."""
+    big = load_config(
+        {
+            "synthetic_twin": {
+                "n_patients": 4000,
+                "therapists_per_centre_arm": 40,
+                "centre_sd": {"patient": 0.0, "therapist": 0.0},
+                "truth_population": 20000,
+            }
+        }
+    )
+    twin = generate_twin(big, seed=5)
+    alliance = build_analysis_tables(read_trial_data_from(twin, big, tmp_path), big["instrument"])[
+        "alliance"
+    ]
+    # Missing assessments: the configured rate by arm and month, plus a missing form.
+    missing = 1 - alliance.groupby(["arm", "rater", "month"])["assessed"].mean()
+    twin_config = big["synthetic_twin"]
+    for (arm, rater, month), share in missing.items():
+        p_visit = twin_config["missing_assessment"][arm][month]
+        expected = p_visit + (1 - p_visit) * twin_config["missing_rater"][rater]
+        assert share == pytest.approx(expected, abs=0.035)  # SE about 0.01 with 2000 per arm
+    observed = alliance.groupby(["rater", "arm", "month"])["wai_total"].mean()
+    for (rater, arm, month), mean in observed.items():
+        true = truth_value(twin.truth, estimand="marginal_mean", rater=rater, arm=arm, month=month)
+        # Missing assessments are completely at random, so the observed mean is unbiased:
+        # SE about 0.75 / sqrt(1300) + therapist SD 0.15 / sqrt(120) < 0.03.
+        assert mean == pytest.approx(true, abs=0.1)
+    # The digital covariates are centred where the config says.
+    covariates = build_analysis_tables(
+        read_trial_data_from(twin, big, tmp_path), big["instrument"]
+    )["digital_covariates"]
+    assert covariates["sus"].mean() == pytest.approx(big["synthetic_twin"]["sus_mean"], abs=3)
+    assert covariates["vas_app"].mean() == pytest.approx(7.5, abs=0.2)
+    assert np.corrcoef(covariates[["sus", "vas_app"]].dropna().T.to_numpy())[0, 1] > 0.3
+    assert pd.notna(covariates["sus"]).mean() > 0.7

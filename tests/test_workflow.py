@@ -1,0 +1,82 @@
+"""End-to-end: the whole DAG on the twin at reduced size, real-data input, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import make_workspace, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(path.relative_to(folder)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_default_run_writes_the_data_outputs(completed_run):
+    alliance = pd.read_csv(completed_run / "data/processed/alliance.csv")
+    flow = pd.read_csv(completed_run / "results/tables/patient_flow.csv")
+    assert alliance["patient_id"].nunique() == 184
+    assert len(alliance) == 184 * 3 * 2  # every patient x month x rater
+    assessed = alliance[alliance.assessed].groupby(["arm", "rater", "month"]).size()
+    assert flow.set_index(["arm", "rater", "month"])["assessed"].equals(assessed.rename("assessed"))
+    assert (completed_run / "results/figures/trajectories.png").stat().st_size > 10_000
+    assert (completed_run / "data/synthetic/true_parameters.json").is_file()
+
+
+def test_raw_data_dir_gives_the_same_analysis_tables(completed_run, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("patients.csv", "wai.csv", "digital.csv"):
+        shutil.copy(completed_run / "data/synthetic" / name, raw / name)
+    workspace = make_workspace(tmp_path / "real")
+    targets = ["data/processed/alliance.csv", "data/processed/digital_covariates.csv"]
+    result = run_snakemake(workspace, "--config", f"raw_data_dir={raw}", "--", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (workspace / "data/synthetic").exists()  # no twin generated
+    for target in targets:
+        pd.testing.assert_frame_equal(
+            pd.read_csv(completed_run / target), pd.read_csv(workspace / target)
+        )
+
+
+def test_bad_input_stops_the_run_and_keeps_earlier_results(completed_run, tmp_path):
+    raw = tmp_path / "bad"
+    shutil.copytree(completed_run / "data/synthetic", raw)
+    lines = (raw / "wai.csv").read_text().split("\n")
+    header = lines[0].split(",")
+    cells = lines[4].split(",")
+    cells[header.index("item_03")] = "9"
+    lines[4] = ",".join(cells)
+    (raw / "wai.csv").write_text("\n".join(lines))
+    patients = (raw / "patients.csv").read_text().split("\n")
+    patients[2] = patients[2].replace("digital", "placebo").replace("ptau", "placebo")
+    (raw / "patients.csv").write_text("\n".join(patients))
+
+    before = snapshot(completed_run / "results")
+    result = run_snakemake(completed_run, "--config", f"raw_data_dir={raw}")
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "wai.csv, line 5, column item_03: value '9'; expected an integer from 1 to 7" in console
+    assert "patients.csv, line 3, column arm: value 'placebo'; expected one of digital, ptau" in (
+        console
+    )
+    assert "Traceback" not in console
+    assert snapshot(completed_run / "results") == before
+
+
+def test_forcerun_cleaning_reruns_it_and_its_dependents(completed_run):
+    result = run_snakemake(completed_run, "-n", "--forcerun", "clean_data")
+    assert result.returncode == 0, result.stderr
+    stats = result.stdout.split("Job stats:")[1].split("\n\n")[0]
+    jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert {"clean_data", "descriptives", "all"} <= jobs
+    assert "synthetic_twin" not in jobs
