@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_workspace, run_snakemake
 
 pytestmark = pytest.mark.slow
