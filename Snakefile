@@ -11,9 +11,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/growth.smk"
+include: "workflow/rules/estimands.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.descriptives.output,
+        rules.summarise_growth.output,
+        rules.estimands.output,

@@ -28,3 +28,12 @@ def input_data_files(wildcards):
     """The three input files of the data contract, in the configured folder."""
     folder = input_data_dir()
     return {name: f"{folder}/{name}.csv" for name in ("patients", "wai", "digital")}
+
+
+RATERS = ["patient", "therapist"]
+GROWTH_MODELS = list(config["growth"]["models"])
+if config["growth"]["reported_model"] not in GROWTH_MODELS:
+    raise ValueError(
+        f"growth.reported_model '{config['growth']['reported_model']}' is not one of "
+        f"growth.models: {', '.join(GROWTH_MODELS)}"
+    )

@@ -1,0 +1,89 @@
+"""Convergence diagnostics of a fitted model, judged against the config's thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+DIAGNOSTIC_COLUMNS = ["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail", "passed"]
+
+
+def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
+    """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
+    import arviz as az
+
+    table = az.summary(idata, kind="diagnostics", round_to="none")
+    table = table.rename_axis("quantity").reset_index()
+    table["model"] = model_name
+    table["kind"] = "parameter"
+    return table[["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail"]]
+
+
+def estimand_diagnostics(detail: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """R-hat and ESS of every reported quantity (from a posterior_summary detail table)."""
+    label = detail["estimand"].astype(str)
+    for column in ("rater", "arm", "month", "term"):
+        values = detail[column].astype(str)
+        label = label.where(values == "", label + "[" + column + "=" + values + "]")
+    return pd.DataFrame(
+        {
+            "model": model_name,
+            "quantity": label,
+            "kind": "estimand",
+            "r_hat": detail["r_hat"].to_numpy(),
+            "ess_bulk": detail["ess_bulk"].to_numpy(),
+            "ess_tail": detail["ess_tail"].to_numpy(),
+        }
+    )
+
+
+def sampler_diagnostics(idata, model_name: str) -> pd.DataFrame:
+    """Divergent transitions (total) and the lowest E-BFMI across chains."""
+    import arviz as az
+
+    stats = idata["sample_stats"]
+    divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
+    bfmi = float(np.min(np.asarray(az.bfmi(idata)["energy"]))) if "energy" in stats else np.nan
+    return pd.DataFrame(
+        {
+            "model": [model_name, model_name],
+            "quantity": ["divergences", "min_ebfmi"],
+            "kind": ["sampler", "sampler"],
+            "value": [divergences, bfmi],
+        }
+    )
+
+
+def judge(table: pd.DataFrame, thresholds: Mapping) -> pd.DataFrame:
+    """Add ``passed``: R-hat at most max_rhat and both ESS at least min_ess; sampler checks."""
+    judged = table.copy()
+    passed = pd.Series(True, index=judged.index)
+    if "r_hat" in judged:
+        converged = (judged["r_hat"] <= thresholds["max_rhat"]) & (
+            judged[["ess_bulk", "ess_tail"]].min(axis=1) >= thresholds["min_ess"]
+        )
+        passed = passed & (converged | judged["r_hat"].isna())
+    if "value" in judged:
+        is_div = judged["quantity"] == "divergences"
+        is_bfmi = judged["quantity"] == "min_ebfmi"
+        passed = passed & ~(is_div & (judged["value"] > thresholds["max_divergences"]))
+        passed = passed & ~(is_bfmi & (judged["value"] < thresholds["min_ebfmi"]))
+    judged["passed"] = passed
+    return judged
+
+
+def convergence_table(idata, detail: pd.DataFrame, model_name: str, thresholds: Mapping):
+    """Parameters, reported quantities and sampler checks of one model, each judged."""
+    parts = [
+        judge(parameter_diagnostics(idata, model_name), thresholds),
+        judge(estimand_diagnostics(detail, model_name), thresholds),
+        judge(sampler_diagnostics(idata, model_name), thresholds),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def failures(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that failed their check."""
+    return table[~table["passed"]]

@@ -1,0 +1,287 @@
+"""Aim (a): hierarchical growth models of alliance by arm and rater (Bambi).
+
+A model is a formula, a likelihood and priors, all from the config. Estimands are computed from
+posterior draws as labelled arrays: marginal means by arm x month (population average: group
+effects integrated out), arm differences per month, and the difference between arms in the change
+from the first to the last month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from alliance.twin import time_code
+
+ARMS = ("digital", "ptau")
+CEILING_COLUMN = "ceiling"
+
+
+def growth_data(alliance: pd.DataFrame, rater: str, instrument: Mapping) -> pd.DataFrame:
+    """Every scored assessment of one rater, with the model's time codings.
+
+    ``time`` is 0 at the first month and 1 at the last (so arm:time is the change difference);
+    ``ceiling`` marks totals at the top of the scale (right-censored for a censored likelihood).
+    No patient is dropped because another of their assessments is missing.
+    """
+    months = list(instrument["months"])
+    data = alliance[(alliance["rater"] == rater) & alliance["assessed"]].copy()
+    data["time"] = time_code(data["month"], months)
+    data["month"] = data["month"].astype(int)
+    data["arm"] = pd.Categorical(data["arm"], categories=list(ARMS))
+    data[CEILING_COLUMN] = np.where(
+        data["wai_total"] >= instrument["response_max"], "right", "none"
+    )
+    columns = ["patient_id", "therapist_id", "centre", "arm", "month", "time", "wai_total"]
+    return data[[*columns, CEILING_COLUMN]].reset_index(drop=True)
+
+
+def model_formula(spec: Mapping) -> str:
+    """The Bambi formula: the config's formula, with the censoring wrapper when needed."""
+    formula = spec["formula"]
+    if spec["likelihood"] == "censored_gaussian":
+        response, rhs = formula.split("~", 1)
+        return f"censored({response.strip()}, {CEILING_COLUMN}) ~{rhs}"
+    return formula
+
+
+def bambi_priors(priors: Mapping) -> dict:
+    """Bambi priors from the config: Intercept, common effects, residual SD, group SDs."""
+    import bambi as bmb
+
+    def prior(entry: Mapping):
+        parameters = {k: v for k, v in entry.items() if k not in ("distribution", "why")}
+        return bmb.Prior(entry["distribution"], **parameters)
+
+    result = {
+        "Intercept": prior(priors["intercept"]),
+        "common": prior(priors["common"]),
+        "sigma": prior(priors["sigma"]),
+    }
+    for term, scale in priors["group_sd"].items():
+        result[term] = bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=scale["sd"]))
+    return result
+
+
+def build_growth_model(data: pd.DataFrame, spec: Mapping, priors: Mapping):
+    """The Bambi model for one rater and one model specification."""
+    import bambi as bmb
+
+    used_terms = {term for term in priors["group_sd"] if term in spec["formula"]}
+    chosen = {k: v for k, v in bambi_priors(priors).items() if "|" not in k or k in used_terms}
+    model = bmb.Model(
+        model_formula(spec), data, family="gaussian", priors=chosen, categorical=["arm"]
+    )
+    model.build()
+    return model
+
+
+def prediction_grid(instrument: Mapping) -> pd.DataFrame:
+    """One row per arm x month, with every column a growth formula may use."""
+    months = list(instrument["months"])
+    grid = pd.DataFrame(
+        [(arm, month) for arm in ARMS for month in months], columns=["arm", "month"]
+    )
+    grid["time"] = time_code(grid["month"], months)
+    grid["arm"] = pd.Categorical(grid["arm"], categories=list(ARMS))
+    grid[CEILING_COLUMN] = "none"
+    return grid
+
+
+def _group_sd_terms(posterior: xr.Dataset) -> list[str]:
+    return [name for name in posterior.data_vars if name.endswith("_sigma") and "|" in name]
+
+
+def marginal_means(model, idata, spec: Mapping, instrument: Mapping) -> xr.DataArray:
+    """Posterior of the expected WAI total by arm x month, dims (chain, draw, arm, month).
+
+    For a Gaussian likelihood this is the fixed-effect prediction. For the censored likelihood it
+    is the expected observed (ceiling-capped) score E[min(Y, max)], integrating the group effects
+    and the residual out in closed form.
+    """
+    grid = prediction_grid(instrument)
+    predicted = model.predict(
+        idata, data=grid, kind="response_params", include_group_specific=False, inplace=False
+    )
+    mu = predicted["posterior"]["mu"]
+    obs_dim = [d for d in mu.dims if d not in ("chain", "draw")][0]
+    values = mu.transpose("chain", "draw", obs_dim).to_numpy()
+    arms = list(ARMS)
+    months = list(instrument["months"])
+    values = values.reshape(values.shape[0], values.shape[1], len(arms), len(months))
+    result = xr.DataArray(
+        values,
+        dims=("chain", "draw", "arm", "month"),
+        coords={"arm": arms, "month": months},
+        name="marginal_mean",
+    )
+    if spec["likelihood"] == "censored_gaussian":
+        posterior = idata["posterior"]
+        time = xr.DataArray(time_code(months, months), dims="month", coords={"month": months})
+        variance = posterior["sigma"] ** 2
+        for name in _group_sd_terms(posterior):
+            weight = time**2 if name.startswith("time|") else 1.0
+            variance = variance + weight * posterior[name] ** 2
+        result = expected_capped(result, np.sqrt(variance), instrument["response_max"])
+        result.name = "marginal_mean"
+    return result
+
+
+def expected_capped(mean, sd, upper: float):
+    """E[min(Y, upper)] for Y ~ Normal(mean, sd); works on arrays and labelled arrays."""
+    z = (mean - upper) / sd
+    excess = (mean - upper) * xr.apply_ufunc(stats.norm.cdf, z) + sd * xr.apply_ufunc(
+        stats.norm.pdf, z
+    )
+    return mean - excess
+
+
+def growth_contrasts(means: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Arm differences per month and the change difference, from marginal-mean draws."""
+    first, last = means["month"].values[0], means["month"].values[-1]
+    difference = means.sel(arm="digital") - means.sel(arm="ptau")
+    change = difference.sel(month=last) - difference.sel(month=first)
+    return {
+        "marginal_mean": means,
+        "arm_difference": difference.rename("arm_difference"),
+        "change_difference": change.drop_vars("month", errors="ignore").rename(
+            "change_difference"
+        ),
+    }
+
+
+def ceiling_statistic(values: np.ndarray, upper: float) -> np.ndarray:
+    """Share of scores at (or, for a Gaussian replicate, above) the scale's ceiling."""
+    return np.mean(np.asarray(values) >= upper, axis=-1)
+
+
+def replicate_scores(idata, spec: Mapping, upper: float) -> np.ndarray:
+    """Posterior predictive draws as (draws, observations), capped for a censored model."""
+    group = idata["posterior_predictive"]
+    name = list(group.data_vars)[0]
+    draws = group[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+    if spec["likelihood"] == "censored_gaussian":
+        draws = np.minimum(draws, upper)
+    return draws
+
+
+def frequentist_check(data: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
+    """A linear mixed model of the same design (statsmodels REML), for comparison.
+
+    Random intercept and time slope per patient; the therapist variance is not included (the
+    statsmodels MixedLM has one grouping factor), which is stated beside the table.
+    """
+    import statsmodels.formula.api as smf
+
+    frame = data.copy()
+    frame["digital"] = (frame["arm"] == "digital").astype(float)
+    model = smf.mixedlm(
+        "wai_total ~ digital * time", frame, groups=frame["patient_id"], re_formula="~time"
+    )
+    fit = model.fit(reml=True, method="lbfgs")
+    months = list(instrument["months"])
+    times = time_code(months, months)
+    rows = []
+    cov = fit.cov_params()
+    for month, t in zip(months, times, strict=True):
+        weights = pd.Series(0.0, index=fit.params.index)
+        weights["digital"] = 1.0
+        weights["digital:time"] = t
+        estimate = float(weights @ fit.params)
+        se = float(np.sqrt(weights @ cov.loc[weights.index, weights.index] @ weights))
+        rows.append(("arm_difference", month, estimate, se))
+    rows.append(
+        (
+            "change_difference",
+            "",
+            float(fit.params["digital:time"]),
+            float(np.sqrt(cov.loc["digital:time", "digital:time"])),
+        )
+    )
+    table = pd.DataFrame(rows, columns=["estimand", "month", "estimate", "se"])
+    table["ci_low"] = table["estimate"] - 1.96 * table["se"]
+    table["ci_high"] = table["estimate"] + 1.96 * table["se"]
+    table["p_value"] = 2 * stats.norm.sf(np.abs(table["estimate"] / table["se"]))
+    return table
+
+
+def ceiling_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> pd.DataFrame:
+    """Observed vs replicated share of totals at the ceiling, by arm x month."""
+    observed_group = idata["observed_data"]
+    response = [n for n in observed_group.data_vars if n not in ("month", "arm")][0]
+    observed = observed_group[response].to_numpy()
+    replicated = replicate_scores(idata, spec, upper)
+    groups = pd.DataFrame(
+        {"arm": observed_group["arm"].to_numpy(), "month": observed_group["month"].to_numpy()}
+    )
+    rows = []
+    tail = (1 - ci_prob) / 2
+    for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():
+        cell = np.asarray(list(index))
+        shares = ceiling_statistic(replicated[:, cell], upper)
+        rows.append(
+            {
+                "arm": arm,
+                "month": int(month),
+                "observed": float(ceiling_statistic(observed[cell], upper)),
+                "replicated_mean": float(shares.mean()),
+                "replicated_low": float(np.quantile(shares, tail)),
+                "replicated_high": float(np.quantile(shares, 1 - tail)),
+                "posterior_p": float(np.mean(shares >= ceiling_statistic(observed[cell], upper))),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def observed_and_groups(idata) -> tuple[np.ndarray, pd.DataFrame]:
+    """Observed totals and their arm and month, in the model's observation order."""
+    group = idata["observed_data"]
+    response = [n for n in group.data_vars if n not in ("month", "arm")][0]
+    frame = pd.DataFrame({"arm": group["arm"].to_numpy(), "month": group["month"].to_numpy()})
+    return group[response].to_numpy(), frame
+
+
+def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> pd.DataFrame:
+    """PSIS-LOO of each model and, among models with the same likelihood, their comparison.
+
+    A censored likelihood puts probability mass on totals at the ceiling, so its ELPD is not on
+    the same footing as a Gaussian density's; it is listed but compared only with its own kind.
+    """
+    import arviz as az
+
+    rows = []
+    for name, idata in fits.items():
+        loo = az.loo(idata)
+        k = np.asarray(loo.pareto_k)
+        rows.append(
+            {
+                "model": name,
+                "likelihood": specs[name]["likelihood"],
+                "elpd_loo": float(loo.elpd),
+                "se": float(loo.se),
+                "p_loo": float(loo.p),
+                "n_high_pareto_k": int(np.sum(k > loo.good_k)),
+                "pareto_k_threshold": float(loo.good_k),
+                "n_observations": int(k.size),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["elpd_diff"] = np.nan
+    table["dse"] = np.nan
+    table["stacking_weight"] = np.nan
+    for likelihood, group in table.groupby("likelihood"):
+        if len(group) < 2:
+            continue
+        compared = az.compare({name: fits[name] for name in group["model"]})
+        for name, row in compared.iterrows():
+            at = table.index[table["model"] == name][0]
+            table.loc[at, ["elpd_diff", "dse", "stacking_weight"]] = (
+                row["elpd_diff"],
+                row["dse"],
+                row["weight"],
+            )
+    return table

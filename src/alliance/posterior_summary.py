@@ -1,0 +1,98 @@
+"""Posterior summaries of estimand draws: intervals, probabilities, Monte Carlo diagnostics.
+
+Rows follow the data contract's ``estimands.csv``; the detail table adds the probability inside
+the region of practical equivalence (ROPE) and the convergence diagnostics of each estimand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+CONTRACT_COLUMNS = [
+    "aim",
+    "estimand",
+    "rater",
+    "arm",
+    "month",
+    "term",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "ci_prob",
+    "prob_positive",
+]
+DETAIL_COLUMNS = [
+    *CONTRACT_COLUMNS,
+    "sd",
+    "prob_in_rope",
+    "rope",
+    "ess_bulk",
+    "ess_tail",
+    "r_hat",
+    "mcse_mean",
+]
+LABEL_DIMS = ("rater", "arm", "month", "term")
+
+
+def summarise_draws(
+    draws: xr.DataArray, ci_prob: float, rope: float, labels: dict | None = None
+) -> pd.DataFrame:
+    """One row per coordinate of ``draws`` (dims chain, draw, and labels such as arm, month).
+
+    The interval is equal-tailed with mass ``ci_prob``; ``prob_positive`` is P(quantity > 0),
+    ``prob_in_rope`` is P(|quantity| < rope).
+    """
+    import arviz as az
+
+    draws = draws.transpose("chain", "draw", ...)
+    dataset = xr.Dataset({"q": draws})
+    diagnostics = {
+        "ess_bulk": az.ess(dataset, method="bulk")["q"],
+        "ess_tail": az.ess(dataset, method="tail")["q"],
+        "r_hat": az.rhat(dataset)["q"],
+        "mcse_mean": az.mcse(dataset)["q"],
+    }
+    tail = (1 - ci_prob) / 2
+    flat = draws.stack(sample=("chain", "draw"))
+    stats = {
+        "mean": flat.mean("sample"),
+        "sd": flat.std("sample"),
+        "ci_low": flat.quantile(tail, dim="sample").drop_vars("quantile"),
+        "ci_high": flat.quantile(1 - tail, dim="sample").drop_vars("quantile"),
+        "prob_positive": (flat > 0).mean("sample"),
+        "prob_in_rope": (abs(flat) < rope).mean("sample"),
+        **diagnostics,
+    }
+    table = xr.Dataset(stats).to_dataframe().reset_index()
+    table = table.drop(columns=[c for c in table.columns if c in ("chain", "draw")])
+    table["ci_prob"] = ci_prob
+    table["rope"] = rope
+    for column, value in (labels or {}).items():
+        table[column] = value
+    for column in ("aim", "estimand", *LABEL_DIMS):
+        if column not in table:
+            table[column] = ""
+    return table[DETAIL_COLUMNS]
+
+
+def contract_table(detail: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``results/tables/estimands.csv``, in the contract's order."""
+    return detail[CONTRACT_COLUMNS].copy()
+
+
+def verdict_probability(prob_positive: float, direction: str) -> float:
+    """Posterior probability of the claimed direction ('positive' or 'negative')."""
+    return float(prob_positive if direction == "positive" else 1 - prob_positive)
+
+
+def probability_of_direction(prob_positive: float) -> float:
+    """max(P(> 0), P(< 0)): how sure the posterior is of the sign."""
+    return float(np.maximum(prob_positive, 1 - prob_positive))
+
+
+def collect_estimands(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The aims' estimand rows in one table, contract columns in order, sorted by aim."""
+    table = pd.concat([t[CONTRACT_COLUMNS] for t in tables], ignore_index=True)
+    return table.sort_values("aim", kind="stable").reset_index(drop=True)

@@ -1,0 +1,67 @@
+"""MCMC for every model: one place that maps the config's sampler choice to the samplers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.util import find_spec
+
+SAMPLERS = {"nutpie": "nutpie", "pymc": "pymc", "numpyro": "numpyro"}
+
+
+def check_sampler(name: str) -> str:
+    """The sampler's name, or an error that says what is missing."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    module = {"nutpie": "nutpie", "numpyro": "numpyro", "pymc": "pymc"}[name]
+    if find_spec(module) is None:
+        raise RuntimeError(f"sampler {name!r} needs the package {module!r}, which is not installed")
+    return name
+
+
+def fit_bambi(model, sampling: Mapping, seed: int):
+    """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO)."""
+    sampler = check_sampler(sampling["sampler"])
+    return model.fit(
+        draws=sampling["draws"],
+        tune=sampling["tune"],
+        chains=sampling["chains"],
+        cores=min(sampling["chains"], 2),
+        inference_method=sampler,
+        random_seed=seed,
+        target_accept=sampling["target_accept"],
+        idata_kwargs={"log_likelihood": True},
+    )
+
+
+def sample_pymc(model, sampling: Mapping, seed: int):
+    """Sample a PyMC model with the configured sampler, keeping the log-likelihood."""
+    import pymc as pm
+
+    sampler = check_sampler(sampling["sampler"])
+    with model:
+        return pm.sample(
+            draws=sampling["draws"],
+            tune=sampling["tune"],
+            chains=sampling["chains"],
+            cores=min(sampling["chains"], 2),
+            nuts_sampler=sampler,
+            random_seed=seed,
+            target_accept=sampling["target_accept"],
+            idata_kwargs={"log_likelihood": True},
+        )
+
+
+def save_fit(idata, path) -> None:
+    """Write a fit to NetCDF (h5netcdf), leaving out text-valued sampler statistics."""
+    stats = idata["sample_stats"].to_dataset()
+    text = [name for name, values in stats.data_vars.items() if values.dtype == object]
+    if text:
+        idata["sample_stats"] = stats.drop_vars(text)
+    idata.to_netcdf(path, engine="h5netcdf")
+
+
+def load_fit(path):
+    """Read a fit written by :func:`save_fit` into memory."""
+    import xarray as xr
+
+    return xr.open_datatree(path, engine="h5netcdf").load()

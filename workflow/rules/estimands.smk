@@ -1,0 +1,18 @@
+# Stage 5: the estimand table that outside tools rely on (data contract).
+
+
+rule estimands:
+    input:
+        aim_a=rules.summarise_growth.output.estimands,
+    output:
+        estimands=report(
+            "results/tables/estimands.csv",
+            caption="../../report/captions/estimands.rst",
+            category="5. Estimands",
+        ),
+    log:
+        "logs/estimands.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/collect_estimands.py"

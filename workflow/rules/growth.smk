@@ -1,0 +1,96 @@
+# Stage 2, aim (a): growth models of alliance by arm and rater, one job per model and rater.
+
+
+rule fit_growth:
+    input:
+        alliance=rules.clean_data.output.alliance,
+    output:
+        fit="models/growth/{rater}_{model}.nc",
+    log:
+        "logs/fit_growth/{rater}_{model}.log",
+    benchmark:
+        "logs/benchmarks/fit_growth/{rater}_{model}.tsv"
+    wildcard_constraints:
+        rater="patient|therapist",
+    conda:
+        CONDA_ENV
+    threads: 2
+    script:
+        "../scripts/fit_growth.py"
+
+
+rule check_growth:
+    input:
+        fit=rules.fit_growth.output.fit,
+    output:
+        estimands="results/growth/{rater}_{model}_estimands.csv",
+        diagnostics="results/growth/{rater}_{model}_diagnostics.csv",
+        ceiling="results/growth/{rater}_{model}_ceiling_check.csv",
+        ppc=report(
+            "results/growth/{rater}_{model}_ppc.png",
+            caption="../../report/captions/growth_ppc.rst",
+            category="2. Aim (a): growth",
+            labels={
+                "figure": "posterior predictive check",
+                "rater": "{rater}",
+                "model": "{model}",
+            },
+        ),
+        ceiling_figure=report(
+            "results/growth/{rater}_{model}_ceiling_check.png",
+            caption="../../report/captions/growth_ceiling.rst",
+            category="2. Aim (a): growth",
+            labels={"figure": "ceiling check", "rater": "{rater}", "model": "{model}"},
+        ),
+        prior_check=report(
+            "results/growth/{rater}_{model}_prior_check.png",
+            caption="../../report/captions/growth_prior.rst",
+            category="2. Aim (a): growth",
+            labels={
+                "figure": "prior predictive check",
+                "rater": "{rater}",
+                "model": "{model}",
+            },
+        ),
+    log:
+        "logs/check_growth/{rater}_{model}.log",
+    wildcard_constraints:
+        rater="patient|therapist",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/check_growth.py"
+
+
+rule summarise_growth:
+    input:
+        alliance=rules.clean_data.output.alliance,
+        fits=expand(rules.fit_growth.output.fit, rater=RATERS, model=GROWTH_MODELS),
+        estimands=expand(
+            rules.check_growth.output.estimands, rater=RATERS, model=GROWTH_MODELS
+        ),
+    output:
+        estimands="results/tables/estimands_aim_a.csv",
+        all_models="results/tables/growth_estimands_all_models.csv",
+        comparison=report(
+            "results/tables/growth_model_comparison.csv",
+            caption="../../report/captions/growth_comparison.rst",
+            category="2. Aim (a): growth",
+        ),
+        frequentist="results/tables/growth_frequentist_check.csv",
+        trajectories=report(
+            "results/figures/growth_trajectories.png",
+            caption="../../report/captions/growth_trajectories.rst",
+            category="2. Aim (a): growth",
+        ),
+        forest=report(
+            "results/figures/growth_contrasts.png",
+            caption="../../report/captions/growth_contrasts.rst",
+            category="2. Aim (a): growth",
+        ),
+    log:
+        "logs/summarise_growth.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summarise_growth.py"

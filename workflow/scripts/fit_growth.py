@@ -1,0 +1,50 @@
+"""Snakemake adapter: fit one growth model for one rater; save draws, checks and estimands.
+
+The NetCDF file holds the posterior, the log-likelihood, prior and posterior predictive draws,
+the observed data and the estimand draws (group ``estimands``), so later rules need no refit.
+"""
+
+from alliance.runtime import isolate_caches, job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+rater, name = smk.wildcards.rater, smk.wildcards.model
+job = f"fit_growth_{rater}_{name}"
+isolate_caches(".", job)
+log = job_logger(smk.log[0], job)
+
+import pandas as pd
+import xarray as xr
+
+from alliance.growth import build_growth_model, growth_contrasts, growth_data, marginal_means
+from alliance.sampling import fit_bambi, save_fit
+from alliance.seeds import derive_seed
+
+config = smk.config
+spec = config["growth"]["models"][name]
+data = growth_data(pd.read_csv(smk.input.alliance), rater, config["instrument"])
+model = build_growth_model(data, spec, config["growth"]["priors"])
+log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(data), model)
+
+prior = model.prior_predictive(
+    draws=config["predictive"]["prior_draws"],
+    random_seed=derive_seed(config["seed"], job, "prior"),
+)
+idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], job, "fit"))
+model.predict(
+    idata, kind="response", inplace=True, random_seed=derive_seed(config["seed"], job, "ppc")
+)
+contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
+idata["prior"] = prior["prior"]
+idata["prior_predictive"] = prior["prior_predictive"]
+idata["estimands"] = xr.Dataset(contrasts)
+idata["observed_data"] = (
+    idata["observed_data"]
+    .to_dataset()
+    .assign(
+        month=("__obs__", data["month"].to_numpy()),
+        arm=("__obs__", data["arm"].astype(str).to_numpy()),
+    )
+)
+idata.attrs.update({"model": name, "rater": rater, "formula": spec["formula"]})
+save_fit(idata, smk.output.fit)
+log.info("saved %s", smk.output.fit)
