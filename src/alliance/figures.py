@@ -36,23 +36,35 @@ def ppc_density_figure(
     """Observed density (black) over replicated densities, one panel per arm x month."""
     arms = list(dict.fromkeys(groups["arm"]))
     months = sorted(groups["month"].unique())
-    fig, axes = plt.subplots(len(arms), len(months), figsize=(3.2 * len(months), 2.6 * len(arms)),
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(arms),
+        len(months),
+        figsize=(3.2 * len(months), 2.6 * len(arms)),
+        sharex=True,
+        squeeze=False,
+    )
     pick = np.random.default_rng(seed).choice(replicated.shape[0], n_lines, replace=False)
     for i, arm in enumerate(arms):
         for j, month in enumerate(months):
             ax = axes[i, j]
             cell = ((groups["arm"] == arm) & (groups["month"] == month)).to_numpy()
             for draw in pick:
-                _density(ax, replicated[draw, cell], ARM_COLOURS.get(arm, "grey"), alpha=0.15,
-                         linewidth=0.8)
+                _density(
+                    ax,
+                    replicated[draw, cell],
+                    ARM_COLOURS.get(arm, "grey"),
+                    alpha=0.15,
+                    linewidth=0.8,
+                )
             _density(ax, observed[cell], "black", linewidth=2)
             ax.axvline(7, color="grey", linestyle=":", linewidth=1)
             ax.set_title(f"{arm}, month {month} (n={cell.sum()})", fontsize=9)
             ax.set_yticks([])
     for ax in axes[-1]:
         ax.set_xlabel("WAI total")
-    fig.suptitle(title + "\nblack: observed; coloured: posterior predictive replicates", fontsize=10)
+    fig.suptitle(
+        title + "\nblack: observed; coloured: posterior predictive replicates", fontsize=10
+    )
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -63,8 +75,14 @@ def ceiling_check_figure(table: pd.DataFrame, title: str):
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.2))
     labels = [f"{row.arm}, month {row.month}" for row in table.itertuples()]
     y = np.arange(len(table))
-    ax.hlines(y, table["replicated_low"], table["replicated_high"], color="#1b7f79", linewidth=3,
-              label="replicated (95%)")
+    ax.hlines(
+        y,
+        table["replicated_low"],
+        table["replicated_high"],
+        color="#1b7f79",
+        linewidth=3,
+        label="replicated (95%)",
+    )
     ax.plot(table["observed"], y, "ko", label="observed")
     ax.set_yticks(y, labels)
     ax.set_xlabel("Share of WAI totals at the ceiling (7)")
@@ -80,14 +98,23 @@ def prior_predictive_figure(prior_scores: np.ndarray, observed: np.ndarray, titl
     fig, ax = plt.subplots(figsize=(6, 3.2))
     values = np.asarray(prior_scores, float).ravel()
     low, high = np.quantile(values, [0.005, 0.995])
-    ax.hist(np.clip(values, low, high), bins=80, density=True, color="#9bb7d4",
-            label="prior predictive")
-    ax.hist(observed, bins=30, density=True, histtype="step", color="black", linewidth=1.5,
-            label="observed")
+    ax.hist(
+        np.clip(values, low, high), bins=80, density=True, color="#9bb7d4", label="prior predictive"
+    )
+    ax.hist(
+        observed,
+        bins=30,
+        density=True,
+        histtype="step",
+        color="black",
+        linewidth=1.5,
+        label="observed",
+    )
     ax.axvspan(1, 7, color="grey", alpha=0.12, label="scale range 1-7")
     share = np.mean((values >= 1) & (values <= 7))
-    ax.set_title(f"{title}\n{share:.0%} of prior predictive scores fall on the 1-7 scale",
-                 fontsize=10)
+    ax.set_title(
+        f"{title}\n{share:.0%} of prior predictive scores fall on the 1-7 scale", fontsize=10
+    )
     ax.set_xlabel("WAI total")
     ax.set_yticks([])
     ax.legend(fontsize=8, frameon=False)
@@ -99,18 +126,35 @@ def prior_predictive_figure(prior_scores: np.ndarray, observed: np.ndarray, titl
 def trajectory_band_figure(summary: pd.DataFrame, observed: pd.DataFrame, months: list[int]):
     """Posterior marginal means with intervals by arm, one panel per rater; observed means."""
     raters = list(dict.fromkeys(summary["rater"]))
-    fig, axes = plt.subplots(1, len(raters), figsize=(4.6 * len(raters), 3.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(raters), figsize=(4.6 * len(raters), 3.6), sharey=True, squeeze=False
+    )
     for ax, rater in zip(axes[0], raters, strict=True):
         for arm, colour in ARM_COLOURS.items():
             rows = summary[(summary.rater == rater) & (summary.arm == arm)].sort_values("month")
-            ax.fill_between(rows["month"].astype(float), rows["ci_low"], rows["ci_high"],
-                            color=colour, alpha=0.25)
-            ax.plot(rows["month"].astype(float), rows["mean"], color=colour, linewidth=2.5,
-                    label=f"{arm} (posterior mean, 95% interval)")
+            ax.fill_between(
+                rows["month"].astype(float),
+                rows["ci_low"],
+                rows["ci_high"],
+                color=colour,
+                alpha=0.25,
+            )
+            ax.plot(
+                rows["month"].astype(float),
+                rows["mean"],
+                color=colour,
+                linewidth=2.5,
+                label=f"{arm} (posterior mean, 95% interval)",
+            )
             seen = observed[(observed.rater == rater) & (observed.arm == arm)]
-            ax.plot(seen["month"], seen["mean"], "o", color=colour, markerfacecolor="white",
-                    label=f"{arm} observed mean")
+            ax.plot(
+                seen["month"],
+                seen["mean"],
+                "o",
+                color=colour,
+                markerfacecolor="white",
+                label=f"{arm} observed mean",
+            )
         ax.set_xticks(months)
         ax.set_title(f"Rated by the {rater}")
         ax.set_xlabel("Months after inclusion")

@@ -148,9 +148,7 @@ def growth_contrasts(means: xr.DataArray) -> dict[str, xr.DataArray]:
     return {
         "marginal_mean": means,
         "arm_difference": difference.rename("arm_difference"),
-        "change_difference": change.drop_vars("month", errors="ignore").rename(
-            "change_difference"
-        ),
+        "change_difference": change.drop_vars("month", errors="ignore").rename("change_difference"),
     }
 
 

@@ -65,8 +65,12 @@ def summarise_draws(
         "prob_in_rope": (abs(flat) < rope).mean("sample"),
         **diagnostics,
     }
-    table = xr.Dataset(stats).to_dataframe().reset_index()
-    table = table.drop(columns=[c for c in table.columns if c in ("chain", "draw")])
+    summary = xr.Dataset(stats)
+    if summary.sizes:
+        table = summary.to_dataframe().reset_index()
+    else:  # a scalar quantity
+        table = pd.DataFrame({name: [float(value)] for name, value in summary.items()})
+    table = table.drop(columns=[c for c in table.columns if c in ("chain", "draw", "sample")])
     table["ci_prob"] = ci_prob
     table["rope"] = rope
     for column, value in (labels or {}).items():
@@ -96,3 +100,8 @@ def collect_estimands(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """The aims' estimand rows in one table, contract columns in order, sorted by aim."""
     table = pd.concat([t[CONTRACT_COLUMNS] for t in tables], ignore_index=True)
     return table.sort_values("aim", kind="stable").reset_index(drop=True)
+
+
+def month_labels(months: pd.Series) -> pd.Series:
+    """Months as text without decimals ("3"), empty where the estimand has no month."""
+    return months.astype("Int64").astype("string").fillna("").astype(str)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from alliance.figures import forest_figure, trajectory_band_figure
 from alliance.growth import frequentist_check, growth_data, loo_comparison
-from alliance.posterior_summary import contract_table
+from alliance.posterior_summary import contract_table, month_labels
 from alliance.sampling import load_fit
 
 config = smk.config
@@ -25,7 +25,7 @@ reported = growth["reported_model"]
 alliance = pd.read_csv(smk.input.alliance)
 
 details = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
-details["month"] = details["month"].astype("Int64").astype(str).replace("<NA>", "")
+details["month"] = month_labels(details["month"])
 details.to_csv(smk.output.all_models, index=False)
 chosen = details[details["model"] == reported].drop(columns="model")
 contract_table(chosen).to_csv(smk.output.estimands, index=False)
@@ -45,12 +45,15 @@ pd.concat(comparison).to_csv(smk.output.comparison, index=False)
 
 frequentist = []
 for rater in ("patient", "therapist"):
-    table = frequentist_check(growth_data(alliance, rater, config["instrument"]), config["instrument"])
+    table = frequentist_check(
+        growth_data(alliance, rater, config["instrument"]), config["instrument"]
+    )
     table.insert(0, "rater", rater)
     frequentist.append(table)
 frequentist = pd.concat(frequentist, ignore_index=True)
 bayes = chosen[chosen["estimand"].isin(["arm_difference", "change_difference"])]
-frequentist = frequentist.astype({"month": str}).merge(
+frequentist["month"] = month_labels(pd.to_numeric(frequentist["month"]))
+frequentist = frequentist.merge(
     bayes[["estimand", "rater", "month", "mean", "ci_low", "ci_high"]].rename(
         columns={"mean": "bayes_mean", "ci_low": "bayes_ci_low", "ci_high": "bayes_ci_high"}
     ),

@@ -1,0 +1,131 @@
+"""Aim (a): data preparation, the frequentist cross-check, and parameter recovery by the models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alliance.analysis_tables import build_analysis_tables
+from alliance.growth import (
+    build_growth_model,
+    frequentist_check,
+    growth_contrasts,
+    growth_data,
+    marginal_means,
+    model_formula,
+)
+from alliance.input_data import read_trial_data
+from alliance.posterior_summary import summarise_draws
+from alliance.runtime import isolate_caches
+from alliance.sampling import fit_bambi
+from alliance.settings import PROJECT_DIR, load_config
+from alliance.twin import generate_twin, write_input_files
+
+REDUCED = {"chains": 2, "draws": 500, "tune": 500}
+
+
+def twin_alliance(config, seed, tmp_path):
+    twin = generate_twin(config, seed=seed)
+    write_input_files(twin, tmp_path)
+    tables = build_analysis_tables(read_trial_data(tmp_path, config), config["instrument"])
+    return twin, tables["alliance"]
+
+
+def test_growth_data_keeps_patients_with_missing_months(config, twin_files):
+    alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
+        "alliance"
+    ]
+    data = growth_data(alliance, "patient", config["instrument"])
+    assessed = alliance[(alliance.rater == "patient") & alliance.assessed]
+    assert len(data) == len(assessed)  # every scored assessment, none dropped
+    partial = data.groupby("patient_id").size()
+    assert (partial < 3).any()  # patients with a missing month are in
+    assert data["time"].min() == 0 and data["time"].max() == 1
+    assert set(data.loc[data.wai_total >= 7, "ceiling"]) <= {"right"}
+
+
+def test_censored_formula_wraps_the_response():
+    spec = {"formula": "wai_total ~ arm * time", "likelihood": "censored_gaussian"}
+    assert model_formula(spec) == "censored(wai_total, ceiling) ~ arm * time"
+    assert model_formula({**spec, "likelihood": "gaussian"}) == spec["formula"]
+
+
+def test_frequentist_check_recovers_a_known_design():
+    rng = np.random.default_rng(4)
+    n = 300
+    patients = pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)]})
+    patients["arm"] = np.where(np.arange(n) < n // 2, "digital", "ptau")
+    rows = patients.loc[patients.index.repeat(3)].reset_index(drop=True)
+    rows["month"] = np.tile([3, 6, 12], n)
+    rows["time"] = (rows["month"] - 3) / 9
+    level = np.repeat(rng.normal(0, 0.5, n), 3)
+    digital = (rows["arm"] == "digital").to_numpy()
+    rows["wai_total"] = 6 - 0.4 * digital - 0.3 * digital * rows["time"] + level
+    rows["wai_total"] += rng.normal(0, 0.3, len(rows))
+    table = frequentist_check(rows, {"months": [3, 6, 12]}).set_index(["estimand", "month"])
+    assert table.loc[("arm_difference", 3), "estimate"] == pytest.approx(-0.4, abs=0.15)
+    assert table.loc[("change_difference", ""), "estimate"] == pytest.approx(-0.3, abs=0.12)
+
+
+def true_value(truth, estimand, rater, month=""):
+    for row in truth["estimands"]:
+        if (row["estimand"], row["rater"], str(row["month"])) == (estimand, rater, str(month)):
+            return row["value"]
+    raise KeyError((estimand, rater, month))
+
+
+def fit_contrasts(config, alliance, rater):
+    spec = config["growth"]["models"][config["growth"]["reported_model"]]
+    data = growth_data(alliance, rater, config["instrument"])
+    model = build_growth_model(data, spec, config["growth"]["priors"])
+    idata = fit_bambi(model, config["sampling"], seed=11)
+    contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
+    tables = [
+        summarise_draws(contrasts[name], 0.95, 0.2, {"estimand": name})
+        for name in ("arm_difference", "change_difference")
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache():
+    isolate_caches(PROJECT_DIR, "tests_growth")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+def test_reported_model_recovers_the_twin(rater, tmp_path):
+    config = load_config({"sampling": REDUCED, "synthetic_twin": {"truth_population": 20000}})
+    twin, alliance = twin_alliance(config, seed=3, tmp_path=tmp_path)
+    table = fit_contrasts(config, alliance, rater)
+    for row in table.itertuples():
+        truth = true_value(twin.truth, row.estimand, rater, row.month)
+        assert row.ci_low < truth < row.ci_high, (row.estimand, row.month, truth, row)
+    if rater == "therapist":  # F3: the diverging therapist trajectories are detected
+        change = table[table.estimand == "change_difference"].iloc[0]
+        assert change["prob_positive"] < 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+def test_no_arm_effect_gives_intervals_around_zero(rater, tmp_path):
+    same = {"ptau": 5.6, "digital": 5.6}
+    flat = {"ptau": 0.1, "digital": 0.1}
+    config = load_config(
+        {
+            "sampling": REDUCED,
+            "synthetic_twin": {
+                "truth_population": 4000,
+                "intercept": {"patient": same, "therapist": same},
+                "change": {"patient": flat, "therapist": flat},
+                "effects": {
+                    "patient": {"sus": 0.0, "vas_app": 0.0},
+                    "therapist": {"vas_platform": 0.0},
+                },
+            },
+        }
+    )
+    _, alliance = twin_alliance(config, seed=3, tmp_path=tmp_path)
+    table = fit_contrasts(config, alliance, rater)
+    assert ((table["ci_low"] < 0) & (table["ci_high"] > 0)).all(), table

@@ -1,0 +1,73 @@
+"""Posterior summaries and convergence judgements, on draws with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from alliance.diagnostics import judge
+from alliance.growth import expected_capped, growth_contrasts
+from alliance.posterior_summary import CONTRACT_COLUMNS, month_labels, summarise_draws
+
+
+def normal_draws(mean, sd, shape=(4, 5000), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(mean, sd, shape)
+
+
+def test_summary_of_normal_draws():
+    draws = xr.DataArray(
+        np.stack([normal_draws(0.3, 0.1, seed=1), normal_draws(-0.05, 0.1, seed=2)], axis=-1),
+        dims=("chain", "draw", "month"),
+        coords={"month": [3, 12]},
+    )
+    table = summarise_draws(draws, ci_prob=0.9, rope=0.1, labels={"aim": "a", "rater": "patient"})
+    first, second = table.iloc[0], table.iloc[1]
+    assert first["month"] == 3 and first["rater"] == "patient"
+    assert first["mean"] == pytest.approx(0.3, abs=0.01)
+    assert first["ci_low"] == pytest.approx(0.3 - 1.645 * 0.1, abs=0.01)
+    assert first["ci_high"] == pytest.approx(0.3 + 1.645 * 0.1, abs=0.01)
+    assert first["prob_positive"] == pytest.approx(0.99865, abs=0.002)  # P(Z > -3)
+    assert first["prob_in_rope"] == pytest.approx(0.0228, abs=0.005)  # P(Z < -2)
+    assert second["prob_in_rope"] == pytest.approx(0.6247, abs=0.01)  # P(-1.5 < Z < 0.5)
+    assert set(CONTRACT_COLUMNS) <= set(table.columns)
+    assert (table["r_hat"] < 1.01).all() and (table["ess_bulk"] > 10000).all()
+
+
+def test_scalar_quantity_and_stuck_chains_are_flagged():
+    stuck = normal_draws(0, 1, seed=3)
+    stuck[0] += 5  # one chain elsewhere: R-hat far above 1
+    table = summarise_draws(xr.DataArray(stuck, dims=("chain", "draw")), 0.95, 0.1)
+    assert len(table) == 1 and table.loc[0, "r_hat"] > 1.5
+    judged = judge(table[["r_hat", "ess_bulk", "ess_tail"]], {"max_rhat": 1.01, "min_ess": 400})
+    assert not judged["passed"].iloc[0]
+
+
+def test_sampler_checks_are_judged():
+    table = pd.DataFrame({"quantity": ["divergences", "min_ebfmi"], "value": [3, 0.5]})
+    thresholds = {"max_divergences": 0, "min_ebfmi": 0.3}
+    assert judge(table, thresholds)["passed"].tolist() == [False, True]
+
+
+def test_contrasts_from_marginal_means():
+    means = xr.DataArray(
+        np.broadcast_to(np.array([[5.0, 5.2, 5.6], [6.0, 6.1, 6.2]]), (2, 3, 2, 3)),
+        dims=("chain", "draw", "arm", "month"),
+        coords={"arm": ["digital", "ptau"], "month": [3, 6, 12]},
+    )
+    contrasts = growth_contrasts(means)
+    np.testing.assert_allclose(contrasts["arm_difference"][0, 0].values, [-1.0, -0.9, -0.6])
+    assert float(contrasts["change_difference"][0, 0]) == pytest.approx(0.4)
+
+
+def test_expected_capped_matches_simulation():
+    rng = np.random.default_rng(0)
+    for mean, sd in ((6.5, 0.8), (5.0, 0.5), (7.5, 1.0)):
+        simulated = np.minimum(rng.normal(mean, sd, 400_000), 7).mean()
+        assert expected_capped(np.float64(mean), np.float64(sd), 7) == pytest.approx(
+            simulated, abs=0.005
+        )
+
+
+def test_month_labels():
+    assert month_labels(pd.Series([3.0, np.nan, 12.0])).tolist() == ["3", "", "12"]
