@@ -271,7 +271,7 @@ def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> 
     table["elpd_diff"] = np.nan
     table["dse"] = np.nan
     table["stacking_weight"] = np.nan
-    for likelihood, group in table.groupby("likelihood"):
+    for _, group in table.groupby("likelihood"):
         if len(group) < 2:
             continue
         compared = az.compare({name: fits[name] for name in group["model"]})

@@ -37,3 +37,8 @@ if config["growth"]["reported_model"] not in GROWTH_MODELS:
         f"growth.reported_model '{config['growth']['reported_model']}' is not one of "
         f"growth.models: {', '.join(GROWTH_MODELS)}"
     )
+
+
+def growth_model_spec(wildcards):
+    """The config's specification of the growth model named by the wildcard."""
+    return config["growth"]["models"][wildcards.model]

@@ -12,6 +12,11 @@ rule synthetic_twin:
         "logs/synthetic_twin.log",
     conda:
         CONDA_ENV
+    params:
+        # Listed so that changing any of them regenerates the twin.
+        twin=config["synthetic_twin"],
+        instrument=config["instrument"],
+        seed=config["seed"],
     script:
         "../scripts/generate_twin.py"
 
@@ -28,6 +33,10 @@ rule clean_data:
         "logs/clean_data.log",
     conda:
         CONDA_ENV
+    params:
+        # Listed so that changing any of them reruns the cleaning.
+        instrument=config["instrument"],
+        input=config["input"],
     script:
         "../scripts/clean_data.py"
 

@@ -15,6 +15,12 @@ rule fit_growth:
     conda:
         CONDA_ENV
     threads: 2
+    params:
+        # Listed so that changing any of them reruns the fit.
+        spec=growth_model_spec,
+        priors=config["growth"]["priors"],
+        sampling=config["sampling"],
+        seed=config["seed"],
     script:
         "../scripts/fit_growth.py"
 
