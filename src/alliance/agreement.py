@@ -1,0 +1,252 @@
+"""Aim (b): a bivariate growth model of patient- and therapist-rated alliance (PyMC).
+
+For patient i in arm a at time t (0 at month 3, 1 at month 12) and rater r:
+
+    y[i,t,r] = level[a,r] + change[a,r] * t + u[i,r,0] + u[i,r,1] * t + v[therapist(i),r] + e[i,t,r]
+
+The patient effects u (level and change for both raters, four in all) have an arm-specific
+covariance with an LKJ prior on its correlation matrix; the residuals e of the two ratings of one
+assessment have an arm-specific correlation; therapist effects v are independent by rater. An
+assessment rated by one rater only contributes that rating through its marginal normal density.
+Agreement quantities are computed from the draws per arm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from alliance.twin import time_code
+
+ARMS = ("digital", "ptau")
+RATERS = ("patient", "therapist")
+EFFECTS = ("patient_level", "patient_change", "therapist_level", "therapist_change")
+
+
+def agreement_data(alliance: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
+    """One row per patient x month with at least one rating; columns ``patient``, ``therapist``.
+
+    Patients are ordered by arm (digital first), which the model relies on.
+    """
+    months = list(instrument["months"])
+    scored = alliance[alliance["assessed"]]
+    pairs = scored.pivot_table(
+        index=["patient_id", "arm", "therapist_id", "month"],
+        columns="rater",
+        values="wai_total",
+    ).reset_index()
+    for rater in RATERS:
+        if rater not in pairs:
+            pairs[rater] = np.nan
+    pairs["time"] = time_code(pairs["month"], months)
+    pairs["arm"] = pd.Categorical(pairs["arm"], categories=list(ARMS))
+    pairs = pairs.sort_values(["arm", "patient_id", "month"]).reset_index(drop=True)
+    pairs.columns.name = None
+    return pairs[["patient_id", "arm", "therapist_id", "month", "time", *RATERS]]
+
+
+def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
+    """The PyMC model; ``pairs`` from :func:`agreement_data`."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    patients = pd.Index(pd.unique(pairs["patient_id"]))
+    therapists = pd.Index(sorted(pd.unique(pairs["therapist_id"])))
+    patient_arm = pairs.drop_duplicates("patient_id").set_index("patient_id")["arm"]
+    patient_arm = patient_arm.reindex(patients).cat.codes.to_numpy()
+    if np.any(np.diff(patient_arm) < 0):
+        raise ValueError("patients must be ordered by arm (use agreement_data)")
+    p_index = patients.get_indexer(pairs["patient_id"])
+    t_index = therapists.get_indexer(pairs["therapist_id"])
+    arm_index = pairs["arm"].cat.codes.to_numpy()
+    time = pairs["time"].to_numpy()
+    coords = {
+        "arm": list(ARMS),
+        "rater": list(RATERS),
+        "effect": list(EFFECTS),
+        "effect_bis": list(EFFECTS),
+        "rater_bis": list(RATERS),
+        "patient": list(patients),
+        "therapist": list(therapists),
+    }
+    with pm.Model(coords=coords) as model:
+        level = pm.Normal(
+            "level", mu=priors["level"]["mu"], sigma=priors["level"]["sigma"], dims=("arm", "rater")
+        )
+        change = pm.Normal("change", mu=0, sigma=priors["change"]["sigma"], dims=("arm", "rater"))
+
+        effect_sd = np.array(
+            [priors["patient_level_sd"]["sd"], priors["patient_change_sd"]["sd"]] * 2
+        )
+        blocks, corr_rows, sd_rows = [], [], []
+        for a, arm in enumerate(ARMS):
+            n_arm = int(np.sum(patient_arm == a))
+            chol, corr, sds = pm.LKJCholeskyCov(
+                f"patient_chol_{arm}",
+                n=4,
+                eta=priors["lkj_eta"],
+                sd_dist=pm.HalfNormal.dist(sigma=effect_sd, shape=4),
+                compute_corr=True,
+            )
+            z = pm.Normal(f"patient_z_{arm}", 0, 1, shape=(n_arm, 4))
+            blocks.append(z @ chol.T)
+            corr_rows.append(corr)
+            sd_rows.append(sds)
+        pm.Deterministic("patient_corr", pt.stack(corr_rows), dims=("arm", "effect", "effect_bis"))
+        pm.Deterministic("patient_sd", pt.stack(sd_rows), dims=("arm", "effect"))
+        u = pt.concatenate(blocks, axis=0)
+
+        therapist_sd = pm.HalfNormal(
+            "therapist_sd", sigma=priors["therapist_sd"]["sd"], dims="rater"
+        )
+        therapist_z = pm.Normal("therapist_z", 0, 1, dims=("therapist", "rater"))
+        v = therapist_z * therapist_sd
+
+        res_chols, res_corr, res_sd = [], [], []
+        for arm in ARMS:
+            chol, corr, sds = pm.LKJCholeskyCov(
+                f"residual_chol_{arm}",
+                n=2,
+                eta=priors["lkj_eta"],
+                sd_dist=pm.HalfNormal.dist(sigma=priors["residual_sd"]["sd"], shape=2),
+                compute_corr=True,
+            )
+            res_chols.append(chol)
+            res_corr.append(corr[0, 1])
+            res_sd.append(sds)
+        pm.Deterministic("residual_corr", pt.stack(res_corr), dims="arm")
+        pm.Deterministic("residual_sd", pt.stack(res_sd), dims=("arm", "rater"))
+
+        mu = pt.stack(
+            [
+                level[arm_index, r]
+                + change[arm_index, r] * time
+                + u[p_index, 2 * r]
+                + u[p_index, 2 * r + 1] * time
+                + v[t_index, r]
+                for r in range(2)
+            ],
+            axis=1,
+        )
+        observed = pairs[list(RATERS)].to_numpy()
+        both = ~np.isnan(observed).any(axis=1)
+        for a, arm in enumerate(ARMS):
+            rows = np.flatnonzero(both & (arm_index == a))
+            pm.MvNormal(
+                f"pair_{arm}", mu=mu[rows], chol=res_chols[a], observed=observed[rows]
+            )
+            for r, rater in enumerate(RATERS):
+                single = np.flatnonzero(
+                    ~both & (arm_index == a) & ~np.isnan(observed[:, r])
+                )
+                if single.size:
+                    pm.Normal(
+                        f"single_{rater}_{arm}",
+                        mu=mu[single, r],
+                        sigma=res_sd[a][r],
+                        observed=observed[single, r],
+                    )
+    return model
+
+
+def agreement_quantities(posterior: xr.Dataset, months: list[int]) -> dict[str, xr.DataArray]:
+    """Per-arm agreement quantities from posterior (or prior) draws.
+
+    ``rater_correlation``: correlation of the patient-level levels across raters;
+    ``change_correlation``: of the patient-level changes; ``rater_bias``: patient minus therapist
+    mean, averaged over months with equal weight; ``icc_agreement``: absolute-agreement ICC of a
+    single rating (2 cov / (var_p + var_t + bias^2)), averaged over months; ``loa_low`` and
+    ``loa_high``: Bland-Altman 95% limits of agreement of single ratings, averaged over months.
+    """
+    corr = posterior["patient_corr"]
+    sd = posterior["patient_sd"]
+    cov = corr * sd * sd.rename(effect="effect_bis")
+    time = xr.DataArray(time_code(months, months), dims="month", coords={"month": months})
+
+    def part(name):
+        return cov.sel(effect=name[0], effect_bis=name[1])
+
+    def rater_var(prefix):
+        return (
+            part((f"{prefix}_level", f"{prefix}_level"))
+            + 2 * time * part((f"{prefix}_level", f"{prefix}_change"))
+            + time**2 * part((f"{prefix}_change", f"{prefix}_change"))
+        ).drop_vars(["effect", "effect_bis"], errors="ignore")
+
+    cross = (
+        part(("patient_level", "therapist_level"))
+        + time * part(("patient_level", "therapist_change"))
+        + time * part(("patient_change", "therapist_level"))
+        + time**2 * part(("patient_change", "therapist_change"))
+    ).drop_vars(["effect", "effect_bis"], errors="ignore")
+    res_sd = posterior["residual_sd"]
+    ther_sd = posterior["therapist_sd"]
+    var_p = rater_var("patient") + res_sd.sel(rater="patient") ** 2
+    var_p = var_p + ther_sd.sel(rater="patient") ** 2
+    var_t = rater_var("therapist") + res_sd.sel(rater="therapist") ** 2
+    var_t = var_t + ther_sd.sel(rater="therapist") ** 2
+    covariance = cross + posterior["residual_corr"] * res_sd.sel(rater="patient") * res_sd.sel(
+        rater="therapist"
+    )
+    means = posterior["level"] + posterior["change"] * time
+    bias = means.sel(rater="patient") - means.sel(rater="therapist")
+    icc = 2 * covariance / (var_p + var_t + bias**2)
+    diff_sd = np.sqrt(var_p + var_t - 2 * covariance)
+    drop = ["rater", "effect", "effect_bis"]
+    result = {
+        "rater_correlation": corr.sel(effect="patient_level", effect_bis="therapist_level"),
+        "change_correlation": corr.sel(effect="patient_change", effect_bis="therapist_change"),
+        "rater_bias": bias.mean("month"),
+        "icc_agreement": icc.mean("month"),
+        "loa_low": (bias - 1.96 * diff_sd).mean("month"),
+        "loa_high": (bias + 1.96 * diff_sd).mean("month"),
+        "residual_correlation": posterior["residual_corr"],
+    }
+    return {
+        name: value.drop_vars(drop, errors="ignore").rename(name) for name, value in result.items()
+    }
+
+
+def observed_correlations(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pearson correlation of patient and therapist ratings per arm x month, complete pairs."""
+    rows = []
+    for (arm, month), group in pairs.dropna(subset=list(RATERS)).groupby(
+        ["arm", "month"], observed=True
+    ):
+        rows.append(
+            {
+                "arm": arm,
+                "month": int(month),
+                "n_pairs": len(group),
+                "pearson_r": float(np.corrcoef(group["patient"], group["therapist"])[0, 1]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def frequentist_agreement(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pearson r and the absolute-agreement single-rating ICC(A,1) (pingouin) per arm x month."""
+    import pingouin as pg
+
+    table = observed_correlations(pairs)
+    iccs, lows, highs = [], [], []
+    for row in table.itertuples():
+        group = pairs[(pairs.arm == row.arm) & (pairs.month == row.month)].dropna(
+            subset=list(RATERS)
+        )
+        long = group.melt(
+            id_vars="patient_id", value_vars=list(RATERS), var_name="rater", value_name="wai"
+        )
+        icc = pg.intraclass_corr(long, targets="patient_id", raters="rater", ratings="wai")
+        icc2 = icc.set_index("Type").loc["ICC(A,1)"]
+        interval = icc2["CI95"] if "CI95" in icc2 else icc2["CI95%"]
+        iccs.append(float(icc2["ICC"]))
+        lows.append(float(interval[0]))
+        highs.append(float(interval[1]))
+    table["icc_a1"] = iccs
+    table["icc_ci_low"] = lows
+    table["icc_ci_high"] = highs
+    return table
