@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/growth.smk"
+include: "workflow/rules/agreement.smk"
 include: "workflow/rules/estimands.smk"
 
 
@@ -20,4 +21,5 @@ rule all:
     input:
         rules.descriptives.output,
         rules.summarise_growth.output,
+        rules.check_agreement.output,
         rules.estimands.output,

@@ -87,7 +87,7 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
             chol, corr, sds = pm.LKJCholeskyCov(
                 f"patient_chol_{arm}",
                 n=4,
-                eta=priors["lkj_eta"],
+                eta=priors["lkj_eta"]["eta"],
                 sd_dist=pm.HalfNormal.dist(sigma=effect_sd, shape=4),
                 compute_corr=True,
             )
@@ -110,7 +110,7 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
             chol, corr, sds = pm.LKJCholeskyCov(
                 f"residual_chol_{arm}",
                 n=2,
-                eta=priors["lkj_eta"],
+                eta=priors["lkj_eta"]["eta"],
                 sd_dist=pm.HalfNormal.dist(sigma=priors["residual_sd"]["sd"], shape=2),
                 compute_corr=True,
             )
@@ -135,13 +135,9 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         both = ~np.isnan(observed).any(axis=1)
         for a, arm in enumerate(ARMS):
             rows = np.flatnonzero(both & (arm_index == a))
-            pm.MvNormal(
-                f"pair_{arm}", mu=mu[rows], chol=res_chols[a], observed=observed[rows]
-            )
+            pm.MvNormal(f"pair_{arm}", mu=mu[rows], chol=res_chols[a], observed=observed[rows])
             for r, rater in enumerate(RATERS):
-                single = np.flatnonzero(
-                    ~both & (arm_index == a) & ~np.isnan(observed[:, r])
-                )
+                single = np.flatnonzero(~both & (arm_index == a) & ~np.isnan(observed[:, r]))
                 if single.size:
                     pm.Normal(
                         f"single_{rater}_{arm}",
@@ -250,3 +246,35 @@ def frequentist_agreement(pairs: pd.DataFrame) -> pd.DataFrame:
     table["icc_ci_low"] = lows
     table["icc_ci_high"] = highs
     return table
+
+
+def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_draws: int = 1000):
+    """Observed patient-therapist correlation per arm x month against posterior replicates."""
+    complete = pairs.dropna(subset=list(RATERS))
+    rows = []
+    tail = (1 - ci_prob) / 2
+    for arm in ARMS:
+        block = complete[complete["arm"] == arm].reset_index(drop=True)
+        replicated = idata["posterior_predictive"][f"pair_{arm}"]
+        draws = replicated.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+        draws = draws[:: max(1, len(draws) // max_draws)]
+        for month in sorted(block["month"].unique()):
+            cell = (block["month"] == month).to_numpy()
+            x, y = draws[:, cell, 0], draws[:, cell, 1]
+            xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+            r = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
+            observed = float(
+                np.corrcoef(block.loc[cell, "patient"], block.loc[cell, "therapist"])[0, 1]
+            )
+            rows.append(
+                {
+                    "arm": arm,
+                    "month": int(month),
+                    "observed": observed,
+                    "replicated_mean": float(r.mean()),
+                    "replicated_low": float(np.quantile(r, tail)),
+                    "replicated_high": float(np.quantile(r, 1 - tail)),
+                    "posterior_p": float(np.mean(r >= observed)),
+                }
+            )
+    return pd.DataFrame(rows)

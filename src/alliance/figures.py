@@ -181,3 +181,112 @@ def forest_figure(table: pd.DataFrame, label_column: str, title: str, rope: floa
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def bland_altman_figure(pairs: pd.DataFrame, summary: pd.DataFrame):
+    """Patient minus therapist against their mean, per arm, with posterior bias and limits."""
+    arms = list(ARM_COLOURS)
+    fig, axes = plt.subplots(1, len(arms), figsize=(10, 3.8), sharey=True)
+    complete = pairs.dropna(subset=["patient", "therapist"])
+    for ax, arm in zip(axes, arms, strict=True):
+        rows = complete[complete["arm"] == arm]
+        ax.scatter(
+            (rows["patient"] + rows["therapist"]) / 2,
+            rows["patient"] - rows["therapist"],
+            s=10,
+            alpha=0.5,
+            color=ARM_COLOURS[arm],
+        )
+        for estimand, style in (("rater_bias", "-"), ("loa_low", "--"), ("loa_high", "--")):
+            row = summary[(summary.estimand == estimand) & (summary.arm == arm)].iloc[0]
+            ax.axhline(row["mean"], color="black", linestyle=style, linewidth=1.2)
+            ax.axhspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.2)
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_title(f"{arm}: bias (solid) and 95% limits of agreement (dashed)", fontsize=9)
+        ax.set_xlabel("Mean of patient and therapist WAI")
+    axes[0].set_ylabel("Patient minus therapist WAI")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def rater_scatter_figure(pairs: pd.DataFrame, months: list[int]):
+    """Patient against therapist rating per arm (rows) and month (columns)."""
+    arms = list(ARM_COLOURS)
+    fig, axes = plt.subplots(
+        len(arms), len(months), figsize=(3 * len(months), 2.9 * len(arms)), sharex=True, sharey=True
+    )
+    complete = pairs.dropna(subset=["patient", "therapist"])
+    for i, arm in enumerate(arms):
+        for j, month in enumerate(months):
+            ax = axes[i, j]
+            rows = complete[(complete.arm == arm) & (complete.month == month)]
+            ax.scatter(rows["patient"], rows["therapist"], s=10, alpha=0.6, color=ARM_COLOURS[arm])
+            ax.plot([1, 7], [1, 7], color="grey", linewidth=0.6)
+            r = np.corrcoef(rows["patient"], rows["therapist"])[0, 1] if len(rows) > 2 else np.nan
+            ax.set_title(f"{arm}, month {month}: r = {r:.2f}", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("Patient WAI")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Therapist WAI")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def correlation_posterior_figure(estimands, prior_estimands=None):
+    """Posterior (and prior) of the level and change correlations across raters, per arm."""
+    names = ["rater_correlation", "change_correlation"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=False)
+    bins = np.linspace(-1, 1, 61)
+    for ax, name in zip(axes, names, strict=True):
+        for arm, colour in ARM_COLOURS.items():
+            values = estimands[name].sel(arm=arm).values.ravel()
+            ax.hist(values, bins=bins, density=True, alpha=0.5, color=colour, label=arm)
+        if prior_estimands is not None:
+            prior = prior_estimands[name].sel(arm="digital").values.ravel()
+            ax.hist(prior, bins=bins, density=True, histtype="step", color="black", label="prior")
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.set_title(name.replace("_", " ") + " (patient-level, patient vs therapist)", fontsize=9)
+        ax.set_yticks([])
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def statistic_check_figure(table: pd.DataFrame, statistic: str, title: str):
+    """Observed statistic (dot) against its posterior predictive interval, one row per group."""
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.2))
+    y = np.arange(len(table))
+    ax.hlines(
+        y,
+        table["replicated_low"],
+        table["replicated_high"],
+        color="#1b7f79",
+        linewidth=3,
+        label="replicated (95%)",
+    )
+    ax.plot(table["observed"], y, "ko", label="observed")
+    ax.set_yticks(y, [f"{row.arm}, month {row.month}" for row in table.itertuples()])
+    ax.set_xlabel(statistic)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def prior_quantities_figure(prior_estimands, names: list[str], title: str):
+    """Histograms of what the priors imply for the named quantities (digital arm)."""
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3))
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        values = prior_estimands[name].sel(arm="digital").values.ravel()
+        low, high = np.quantile(values, [0.01, 0.99])
+        ax.hist(np.clip(values, low, high), bins=50, color="#9bb7d4")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -33,8 +33,8 @@ def fit_bambi(model, sampling: Mapping, seed: int):
     )
 
 
-def sample_pymc(model, sampling: Mapping, seed: int):
-    """Sample a PyMC model with the configured sampler, keeping the log-likelihood."""
+def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = False):
+    """Sample a PyMC model with the configured sampler (optionally with the log-likelihood)."""
     import pymc as pm
 
     sampler = check_sampler(sampling["sampler"])
@@ -47,7 +47,7 @@ def sample_pymc(model, sampling: Mapping, seed: int):
             nuts_sampler=sampler,
             random_seed=seed,
             target_accept=sampling["target_accept"],
-            idata_kwargs={"log_likelihood": True},
+            idata_kwargs={"log_likelihood": log_likelihood},
         )
 
 
@@ -65,3 +65,21 @@ def load_fit(path):
     import xarray as xr
 
     return xr.open_datatree(path, engine="h5netcdf").load()
+
+
+def sample_pymc_prior(model, draws: int, seed: int):
+    """Prior and prior predictive draws of a PyMC model."""
+    import pymc as pm
+
+    with model:
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+
+
+def sample_pymc_posterior_predictive(model, idata, seed: int, var_names=None):
+    """Posterior predictive draws of a PyMC model's observed variables."""
+    import pymc as pm
+
+    with model:
+        return pm.sample_posterior_predictive(
+            idata, var_names=var_names, random_seed=seed, progressbar=False
+        )

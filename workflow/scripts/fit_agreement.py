@@ -1,0 +1,52 @@
+"""Snakemake adapter: fit the bivariate agreement model; save draws and agreement quantities.
+
+The NetCDF file holds the posterior, prior draws, posterior predictive draws of the complete
+pairs, and the agreement quantities from the posterior (group ``estimands``) and from the prior
+(group ``prior_estimands``).
+"""
+
+from alliance.runtime import isolate_caches, job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+isolate_caches(".", "fit_agreement")
+log = job_logger(smk.log[0], "fit_agreement")
+
+import pandas as pd
+import xarray as xr
+
+from alliance.agreement import agreement_data, agreement_quantities, build_agreement_model
+from alliance.sampling import (
+    sample_pymc,
+    sample_pymc_posterior_predictive,
+    sample_pymc_prior,
+    save_fit,
+)
+from alliance.seeds import derive_seed
+
+config = smk.config
+months = list(config["instrument"]["months"])
+pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
+model = build_agreement_model(pairs, config["agreement"]["priors"])
+log.info(
+    "fitting the bivariate agreement model: %d assessments, %d with both ratings",
+    len(pairs),
+    int(pairs[["patient", "therapist"]].notna().all(axis=1).sum()),
+)
+seed = config["seed"]
+prior = sample_pymc_prior(
+    model, config["predictive"]["prior_draws"], derive_seed(seed, "agreement", "prior")
+)
+idata = sample_pymc(model, config["sampling"], derive_seed(seed, "agreement", "fit"))
+predictive = sample_pymc_posterior_predictive(
+    model,
+    idata,
+    derive_seed(seed, "agreement", "ppc"),
+    var_names=["pair_digital", "pair_ptau"],
+)
+idata["posterior_predictive"] = predictive["posterior_predictive"]
+idata["prior"] = prior["prior"]
+idata["estimands"] = xr.Dataset(agreement_quantities(idata["posterior"].to_dataset(), months))
+prior_draws = prior["prior"].to_dataset()
+idata["prior_estimands"] = xr.Dataset(agreement_quantities(prior_draws, months))
+save_fit(idata, smk.output.fit)
+log.info("saved %s", smk.output.fit)
