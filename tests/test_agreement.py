@@ -69,13 +69,13 @@ def test_quantities_from_known_covariances():
         effect_bis=["patient_level", "patient_change", "therapist_level", "therapist_change"],
     )
     q = agreement_quantities(posterior, [3, 6, 12])
-    assert float(q["rater_correlation"].sel(arm="digital")) == pytest.approx(0.5)
-    assert float(q["rater_bias"].sel(arm="digital")) == pytest.approx(1.0)
+    assert q["rater_correlation"].sel(arm="digital").item() == pytest.approx(0.5)
+    assert q["rater_bias"].sel(arm="digital").item() == pytest.approx(1.0)
     # ICC(A,1) = 2 * 0.5 / (1 + 1 + bias^2): 1/3 with a bias of 1, 1/2 without.
-    assert float(q["icc_agreement"].sel(arm="digital")) == pytest.approx(1 / 3)
-    assert float(q["icc_agreement"].sel(arm="ptau")) == pytest.approx(0.5)
+    assert q["icc_agreement"].sel(arm="digital").item() == pytest.approx(1 / 3)
+    assert q["icc_agreement"].sel(arm="ptau").item() == pytest.approx(0.5)
     # Limits of agreement: bias +- 1.96 * sqrt(1 + 1 - 2 * 0.5).
-    assert float(q["loa_high"].sel(arm="ptau")) == pytest.approx(1.96)
+    assert q["loa_high"].sel(arm="ptau").item() == pytest.approx(1.96)
 
 
 def test_frequentist_icc_matches_concordance_on_large_samples():
