@@ -22,4 +22,5 @@ rule all:
         rules.descriptives.output,
         rules.summarise_growth.output,
         rules.check_agreement.output,
+        rules.truth_and_bias.output,
         rules.estimands.output,

@@ -278,3 +278,71 @@ def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_dra
                 }
             )
     return pd.DataFrame(rows)
+
+
+TRUTH_AND_BIAS_FORMULA = (
+    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c + (1 | patient_id)"
+)
+
+
+def truth_and_bias_data(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Complete pairs with both ratings centred on the patients' grand mean (the "truth").
+
+    In the truth-and-bias model (West and Kenny 2011) the therapist's rating is the judgement and
+    the patient's rating the truth: the intercept is the therapist's directional bias (mean
+    therapist minus mean patient rating) and the slope on the centred patient rating is the
+    tracking of the patient's view.
+    """
+    complete = pairs.dropna(subset=list(RATERS)).copy()
+    centre = complete["patient"].mean()
+    complete["patient_c"] = complete["patient"] - centre
+    complete["therapist_c"] = complete["therapist"] - centre
+    complete["arm"] = complete["arm"].astype(str)
+    return complete
+
+
+def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
+    """Bambi model of the therapist's rating on the patient's, by arm and month."""
+    import bambi as bmb
+
+    model = bmb.Model(
+        TRUTH_AND_BIAS_FORMULA,
+        data,
+        priors={
+            "common": bmb.Prior("Normal", mu=0, sigma=priors["change"]["sigma"]),
+            "sigma": bmb.Prior("HalfNormal", sigma=priors["residual_sd"]["sd"]),
+            "1|patient_id": bmb.Prior(
+                "Normal",
+                mu=0,
+                sigma=bmb.Prior("HalfNormal", sigma=priors["patient_level_sd"]["sd"]),
+            ),
+        },
+        categorical=["arm"],
+    )
+    model.build()
+    return model
+
+
+def truth_and_bias_draws(idata) -> dict[str, xr.DataArray]:
+    """Directional bias and tracking per arm x month, as labelled draws."""
+    posterior = idata["posterior"]
+    bias_name = next(
+        n for n in posterior.data_vars if n.startswith("arm:C(month)") and ":patient_c" not in n
+    )
+    slope_name = next(n for n in posterior.data_vars if n.endswith(":patient_c"))
+
+    def relabel(values: xr.DataArray, name: str) -> xr.DataArray:
+        dim = [d for d in values.dims if d not in ("chain", "draw")][0]
+        labels = [str(label) for label in values[dim].values]
+        arms = [label.split(",")[0].strip() for label in labels]
+        months = [int(label.split(",")[1].strip()) for label in labels]
+        index = pd.MultiIndex.from_arrays([arms, months], names=["arm", "month"])
+        stacked = values.rename({dim: "cell"}).assign_coords(
+            xr.Coordinates.from_pandas_multiindex(index, "cell")
+        )
+        return stacked.unstack("cell").rename(name)
+
+    return {
+        "directional_bias": relabel(posterior[bias_name], "directional_bias"),
+        "tracking": relabel(posterior[slope_name], "tracking"),
+    }

@@ -67,3 +67,35 @@ rule check_agreement:
         CONDA_ENV
     script:
         "../scripts/check_agreement.py"
+
+
+rule truth_and_bias:
+    input:
+        alliance=rules.clean_data.output.alliance,
+    output:
+        fit="models/truth_and_bias.nc",
+        table=report(
+            "results/tables/truth_and_bias.csv",
+            caption="../../report/captions/truth_and_bias.rst",
+            category="3. Aim (b): agreement",
+        ),
+        diagnostics="results/agreement/truth_and_bias_diagnostics.csv",
+        figure=report(
+            "results/figures/truth_and_bias.png",
+            caption="../../report/captions/truth_and_bias.rst",
+            category="3. Aim (b): agreement",
+        ),
+    log:
+        "logs/truth_and_bias.log",
+    benchmark:
+        "logs/benchmarks/truth_and_bias.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        # Listed so that changing any of them reruns the fit.
+        priors=config["agreement"]["priors"],
+        sampling=config["sampling"],
+        seed=config["seed"],
+    script:
+        "../scripts/truth_and_bias.py"

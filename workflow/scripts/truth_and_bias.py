@@ -1,0 +1,72 @@
+"""Snakemake adapter: the truth-and-bias model of the therapist's view (aim b).
+
+Fits the Bambi model of the therapist's rating on the patient's (both centred on the patients'
+mean) by arm and month, saves the fit, and writes the directional bias and tracking summaries,
+their diagnostics and a forest figure.
+"""
+
+from alliance.runtime import isolate_caches, job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+isolate_caches(".", "truth_and_bias")
+log = job_logger(smk.log[0], "truth_and_bias")
+
+import pandas as pd
+
+from alliance.agreement import (
+    agreement_data,
+    build_truth_and_bias_model,
+    truth_and_bias_data,
+    truth_and_bias_draws,
+)
+from alliance.diagnostics import convergence_table, failures
+from alliance.figures import forest_figure
+from alliance.posterior_summary import summarise_draws
+from alliance.sampling import fit_bambi, save_fit
+from alliance.seeds import derive_seed
+
+config = smk.config
+pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
+data = truth_and_bias_data(pairs)
+model = build_truth_and_bias_model(data, config["agreement"]["priors"])
+log.info("fitting the truth-and-bias model on %d complete pairs: %s", len(data), model)
+idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], "truth_and_bias"))
+save_fit(idata, smk.output.fit)
+
+draws = truth_and_bias_draws(idata)
+summary = config["summary"]
+detail = pd.concat(
+    [
+        summarise_draws(
+            draws["directional_bias"],
+            summary["ci_prob"],
+            summary["rope_wai"],
+            labels={"aim": "b", "estimand": "directional_bias"},
+        ),
+        summarise_draws(
+            draws["tracking"],
+            summary["ci_prob"],
+            summary["rope_correlation"],
+            labels={"aim": "b", "estimand": "tracking"},
+        ),
+    ],
+    ignore_index=True,
+)
+detail.to_csv(smk.output.table, index=False)
+diagnostics = convergence_table(idata, detail, "truth_and_bias", config["diagnostics"])
+diagnostics.to_csv(smk.output.diagnostics, index=False)
+failed = failures(diagnostics)
+if len(failed):
+    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
+detail["label"] = (
+    detail["estimand"].str.replace("_", " ")
+    + ": "
+    + detail["arm"]
+    + ", month "
+    + detail["month"].astype(str)
+)
+forest_figure(
+    detail,
+    "label",
+    "Therapist's view: directional bias (WAI points) and tracking (slope on patient's rating)",
+).savefig(smk.output.figure, dpi=120, bbox_inches="tight")
