@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/growth.smk"
 include: "workflow/rules/agreement.smk"
+include: "workflow/rules/association.smk"
 include: "workflow/rules/estimands.smk"
 
 
@@ -23,4 +24,6 @@ rule all:
         rules.summarise_growth.output,
         rules.check_agreement.output,
         rules.truth_and_bias.output,
+        expand(rules.fit_association.output, rater=RATERS),
+        rules.summarise_associations.output,
         rules.estimands.output,

@@ -5,6 +5,7 @@ rule estimands:
     input:
         aim_a=rules.summarise_growth.output.estimands,
         aim_b=rules.check_agreement.output.estimands,
+        aim_c=rules.summarise_associations.output.estimands,
     output:
         estimands=report(
             "results/tables/estimands.csv",

@@ -1,0 +1,110 @@
+"""Snakemake adapter: aim (c) association model for one rater; fit, checks, tables, figures."""
+
+from alliance.runtime import isolate_caches, job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+rater = smk.wildcards.rater
+job = f"association_{rater}"
+isolate_caches(".", job)
+log = job_logger(smk.log[0], job)
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from alliance.associations import (
+    association_data,
+    build_association_model,
+    coefficient_correlation,
+    missing_summary,
+)
+from alliance.diagnostics import convergence_table, failures
+from alliance.figures import ppc_density_figure, prior_predictive_figure
+from alliance.posterior_summary import summarise_draws
+from alliance.sampling import (
+    sample_pymc,
+    sample_pymc_posterior_predictive,
+    sample_pymc_prior,
+    save_fit,
+)
+from alliance.seeds import derive_seed
+
+config = smk.config
+months = list(config["instrument"]["months"])
+data, scale = association_data(
+    pd.read_csv(smk.input.alliance), pd.read_csv(smk.input.covariates), rater
+)
+missing = missing_summary(data, rater)
+missing.to_csv(smk.output.missing, index=False)
+log.info(
+    "%s rating, digital arm: %d assessments; missing predictors:\n%s",
+    rater,
+    len(data),
+    missing.to_string(index=False),
+)
+model = build_association_model(data, scale, rater, config["association"]["priors"], months)
+seed = config["seed"]
+prior = sample_pymc_prior(
+    model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior")
+)
+idata = sample_pymc(model, config["sampling"], derive_seed(seed, job, "fit"))
+idata["posterior_predictive"] = sample_pymc_posterior_predictive(
+    model, idata, derive_seed(seed, job, "ppc"), var_names=["wai"]
+)["posterior_predictive"]
+idata["prior_predictive"] = prior["prior_predictive"]
+save_fit(idata, smk.output.fit)
+
+summary = config["summary"]
+detail = summarise_draws(
+    idata["posterior"]["beta"],
+    summary["ci_prob"],
+    summary["rope_wai"],
+    labels={"aim": "c", "estimand": "association", "rater": rater},
+)
+detail["predictor_mean"] = scale.loc[detail["term"], "mean"].to_numpy()
+detail["predictor_sd"] = scale.loc[detail["term"], "sd"].to_numpy()
+detail.to_csv(smk.output.estimands, index=False)
+
+diagnostics = convergence_table(idata, detail, job, config["diagnostics"])
+diagnostics.to_csv(smk.output.diagnostics, index=False)
+failed = failures(diagnostics)
+if len(failed):
+    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
+else:
+    log.info("all %d convergence checks passed", len(diagnostics))
+
+# Collinearity: observed predictor correlations and posterior correlations of coefficients.
+terms = list(scale.index)
+rows = []
+for i, first in enumerate(terms):
+    for second in terms[i + 1 :]:
+        both = data[[first, second]].dropna()
+        rows.append(
+            {
+                "rater": rater,
+                "first": first,
+                "second": second,
+                "observed_correlation": float(np.corrcoef(both[first], both[second])[0, 1]),
+                "coefficient_correlation": coefficient_correlation(
+                    idata["posterior"], first, second
+                ),
+            }
+        )
+pd.DataFrame(rows).to_csv(smk.output.collinearity, index=False)
+
+observed = data["wai_total"].to_numpy()
+replicated = (
+    idata["posterior_predictive"]["wai"].stack(sample=("chain", "draw")).transpose("sample", ...)
+).to_numpy()
+groups = pd.DataFrame({"arm": "digital", "month": data["month"].to_numpy()})
+title = f"Digital arm, {rater} rating: association model"
+ppc_density_figure(observed, replicated, groups, title).savefig(
+    smk.output.ppc, dpi=110, bbox_inches="tight"
+)
+prior_predictive_figure(
+    prior["prior_predictive"]["wai"].to_numpy(), observed, f"Prior predictive check: {title}"
+).savefig(smk.output.prior_check, dpi=110, bbox_inches="tight")
+if len(failed) and config["diagnostics"]["strict"]:
+    log.error("diagnostics.strict is true: stopping because convergence checks failed")
+    sys.exit(1)
