@@ -15,11 +15,13 @@ include: "workflow/rules/growth.smk"
 include: "workflow/rules/agreement.smk"
 include: "workflow/rules/association.smk"
 include: "workflow/rules/estimands.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
+        rules.render_report.output,
         rules.descriptives.output,
         rules.summarise_growth.output,
         rules.check_agreement.output,

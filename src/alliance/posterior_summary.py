@@ -96,9 +96,9 @@ def probability_of_direction(prob_positive: float) -> float:
     return float(np.maximum(prob_positive, 1 - prob_positive))
 
 
-def collect_estimands(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """The aims' estimand rows in one table, contract columns in order, sorted by aim."""
-    table = pd.concat([t[CONTRACT_COLUMNS] for t in tables], ignore_index=True)
+def collect_estimands(tables: list[pd.DataFrame], columns=CONTRACT_COLUMNS) -> pd.DataFrame:
+    """The aims' estimand rows in one table, ``columns`` in order, sorted by aim."""
+    table = pd.concat([t[list(columns)] for t in tables], ignore_index=True)
     return table.sort_values("aim", kind="stable").reset_index(drop=True)
 
 

@@ -56,6 +56,7 @@ rule summarise_associations:
         estimands=expand(rules.fit_association.output.estimands, rater=RATERS),
     output:
         estimands="results/tables/estimands_aim_c.csv",
+        detail="results/tables/association_estimands.csv",
         forest=report(
             "results/figures/association_forest.png",
             caption="../../report/captions/association_forest.rst",

@@ -6,12 +6,16 @@ rule estimands:
         aim_a=rules.summarise_growth.output.estimands,
         aim_b=rules.check_agreement.output.estimands,
         aim_c=rules.summarise_associations.output.estimands,
+        detail_a=rules.summarise_growth.output.detail,
+        detail_b=rules.check_agreement.output.detail,
+        detail_c=rules.summarise_associations.output.detail,
     output:
         estimands=report(
             "results/tables/estimands.csv",
             caption="../../report/captions/estimands.rst",
             category="5. Estimands",
         ),
+        detail="results/tables/estimands_detail.csv",
     log:
         "logs/estimands.log",
     conda:

@@ -77,6 +77,7 @@ rule summarise_growth:
         ),
     output:
         estimands="results/tables/estimands_aim_a.csv",
+        detail="results/tables/growth_estimands.csv",
         all_models="results/tables/growth_estimands_all_models.csv",
         comparison=report(
             "results/tables/growth_model_comparison.csv",

@@ -11,6 +11,7 @@ isolate_caches(".", "summarise_associations")
 log = job_logger(smk.log[0], "summarise_associations")
 
 detail = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
+detail.to_csv(smk.output.detail, index=False)
 contract_table(detail).to_csv(smk.output.estimands, index=False)
 detail["label"] = detail["rater"] + ": " + detail["term"]
 forest_figure(

@@ -28,6 +28,7 @@ details = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_
 details["month"] = month_labels(details["month"])
 details.to_csv(smk.output.all_models, index=False)
 chosen = details[details["model"] == reported].drop(columns="model")
+chosen.to_csv(smk.output.detail, index=False)
 contract_table(chosen).to_csv(smk.output.estimands, index=False)
 
 comparison = []

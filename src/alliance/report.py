@@ -1,0 +1,239 @@
+"""The reanalysis report: one self-contained HTML file rendered from the workflow's outputs.
+
+Every number comes from a table the workflow wrote; figures are embedded as data URIs, and no
+patient identifier is passed to the template.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import platform
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from alliance.findings import findings_table
+
+PACKAGES = (
+    "pymc",
+    "bambi",
+    "arviz",
+    "nutpie",
+    "pytensor",
+    "numpy",
+    "pandas",
+    "xarray",
+    "snakemake",
+    "statsmodels",
+    "pingouin",
+    "seaborn",
+    "matplotlib",
+)
+
+
+def image_uri(path: str | Path) -> str:
+    """A PNG file as a data URI, so the report needs no other file."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def git_commit(directory: str | Path = ".") -> str:
+    """The checked-out commit (with '+changes' when the tree differs), or 'unknown'."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return commit + (" +uncommitted changes" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def diagnostics_overview(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per model: checks run and failed, worst R-hat and ESS, divergences, lowest E-BFMI."""
+    rows = []
+    for table in tables:
+        for model, group in table.groupby("model", sort=False):
+            converged = group[group["kind"] != "sampler"]
+            sampler = group[group["kind"] == "sampler"].set_index("quantity")["value"]
+            rows.append(
+                {
+                    "model": model,
+                    "checks": len(group),
+                    "failed": int((~group["passed"].astype(bool)).sum()),
+                    "max_r_hat": float(converged["r_hat"].max()),
+                    "min_ess_bulk": float(converged["ess_bulk"].min()),
+                    "min_ess_tail": float(converged["ess_tail"].min()),
+                    "divergences": int(sampler.get("divergences", 0)),
+                    "min_ebfmi": float(sampler.get("min_ebfmi", float("nan"))),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def row_lookup(detail: pd.DataFrame, **key) -> Mapping:
+    table = detail.astype({"month": str, "rater": str, "arm": str, "term": str})
+    match = pd.Series(True, index=table.index)
+    for column, value in key.items():
+        match &= table[column] == str(value)
+    found = table[match]
+    if len(found) != 1:
+        raise KeyError(key)
+    return found.iloc[0]
+
+
+def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
+    """Plain-language sentences for clinicians, each built from estimand rows."""
+    last = months[-1]
+
+    def interval(row, scale=1.0):
+        low, high = sorted((row["ci_low"] * scale, row["ci_high"] * scale))
+        return f"{row['mean'] * scale:.2f} points (95% interval {low:.2f} to {high:.2f})"
+
+    sentences = []
+    for rater in ("patient", "therapist"):
+        row = row_lookup(detail, estimand="arm_difference", rater=rater, month=last)
+        direction = "lower" if row["mean"] < 0 else "higher"
+        sentences.append(
+            f"As rated by the {rater}, alliance at month {last} was {direction} in the digital "
+            f"arm than in usual care by {interval(row, -1 if row['mean'] < 0 else 1)} on the 1-7 "
+            f"scale; probability that it was lower: {1 - row['prob_positive']:.0%}."
+        )
+    for rater in ("patient", "therapist"):
+        row = row_lookup(detail, estimand="change_difference", rater=rater)
+        sentences.append(
+            f"From month {months[0]} to {last}, the {rater}s' ratings changed by "
+            f"{row['mean']:+.2f} points more in the digital arm than in usual care "
+            f"(95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
+        )
+    for arm in ("digital", "ptau"):
+        row = row_lookup(detail, estimand="rater_correlation", arm=arm)
+        bias = row_lookup(detail, estimand="rater_bias", arm=arm)
+        sentences.append(
+            f"In the {arm} arm, patients and their therapists barely agreed on whose alliance was "
+            f"higher: correlation {row['mean']:.2f} (95% interval {row['ci_low']:.2f} to "
+            f"{row['ci_high']:.2f}); patients rated alliance {bias['mean']:.2f} points higher "
+            f"than therapists on average."
+            if abs(row["mean"]) < 0.3
+            else f"In the {arm} arm, the patient-level correlation of patients' and therapists' "
+            f"ratings was {row['mean']:.2f} (95% interval {row['ci_low']:.2f} to "
+            f"{row['ci_high']:.2f}); patients rated {bias['mean']:.2f} points higher on average."
+        )
+    for rater, term, label in (
+        ("patient", "sus", "the app's usability (SUS)"),
+        ("patient", "vas_app", "satisfaction with the app"),
+        ("therapist", "vas_platform", "satisfaction with the platform"),
+    ):
+        row = row_lookup(detail, estimand="association", rater=rater, term=term)
+        sentences.append(
+            f"In the digital arm, one SD more of {label} went with {row['mean']:+.2f} WAI points "
+            f"in the {rater}'s rating (95% interval {row['ci_low']:+.2f} to "
+            f"{row['ci_high']:+.2f}; probability above zero {row['prob_positive']:.0%})."
+        )
+    return sentences
+
+
+def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".") -> dict:
+    """Everything the template shows, read from the workflow's outputs."""
+    detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
+    for column in (
+        "mean",
+        "ci_low",
+        "ci_high",
+        "prob_positive",
+        "prob_in_rope",
+        "rope",
+        "ess_bulk",
+        "ess_tail",
+        "r_hat",
+    ):
+        detail[column] = pd.to_numeric(detail[column])
+    contract = pd.read_csv(inputs["estimands"], dtype=str, keep_default_na=False)
+    diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
+    input_summary = yaml.safe_load(Path(inputs["input_summary"]).read_text())
+    months = list(config["instrument"]["months"])
+    figures = {name: image_uri(path) for name, path in inputs["figures"].items()}
+
+    def table(path, **kwargs):
+        return pd.read_csv(path, **kwargs)
+
+    return {
+        "synthetic": bool(input_summary["synthetic_twin"]),
+        "input_summary": input_summary,
+        "summary_sentences": clinical_summary(detail, months),
+        "findings": findings_table(detail, config["summary"]["decision_prob"]),
+        "decision_prob": config["summary"]["decision_prob"],
+        "diagnostics": diagnostics,
+        "failed_models": diagnostics[diagnostics["failed"] > 0]["model"].tolist(),
+        "flow": table(inputs["flow"]),
+        "alliance_summary": table(inputs["alliance_summary"]),
+        "growth_models": config["growth"]["models"],
+        "reported_model": config["growth"]["reported_model"],
+        "growth_priors": config["growth"]["priors"],
+        "agreement_priors": config["agreement"]["priors"],
+        "association_priors": config["association"]["priors"],
+        "growth_comparison": table(inputs["growth_comparison"]),
+        "growth_frequentist": table(inputs["growth_frequentist"], keep_default_na=False),
+        "ceiling": pd.concat([table(p) for p in inputs["ceiling_checks"]]),
+        "agreement_frequentist": table(inputs["agreement_frequentist"]),
+        "agreement_ppc": table(inputs["agreement_ppc"]),
+        "truth_and_bias": table(inputs["truth_and_bias"], keep_default_na=False),
+        "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
+        "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
+        "detail": detail,
+        "contract": contract,
+        "figures": figures,
+        "ci_prob": config["summary"]["ci_prob"],
+        "rope_wai": config["summary"]["rope_wai"],
+        "rope_correlation": config["summary"]["rope_correlation"],
+        "versions": software_versions(),
+        "seed": config["seed"],
+        "config_yaml": yaml.safe_dump(_plain(config), sort_keys=False, width=100),
+        "commit": git_commit(project_dir),
+        "sampling": config["sampling"],
+        "thresholds": config["diagnostics"],
+    }
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def render(context: Mapping, template_dir: str | Path) -> str:
+    """The report's HTML from ``report.html.j2`` in ``template_dir``."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["num"] = lambda value, digits=2: (
+        "" if value is None or value == "" or pd.isna(value) else f"{float(value):.{digits}f}"
+    )
+    environment.filters["pct"] = lambda value: f"{float(value):.0%}"
+    return environment.get_template("report.html.j2").render(**context)
