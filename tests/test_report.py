@@ -1,0 +1,144 @@
+"""The rendered report: loads in a real browser, holds every section, and shows the workflow's
+numbers (checked against results/tables/estimands.csv)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+from conftest import run_snakemake
+
+pytestmark = pytest.mark.slow
+
+SECTIONS = ["summary", "findings", "data", "aim-a", "aim-b", "aim-c", "computation", "reproduce"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class EstimateParser(HTMLParser):
+    """Collects the data attributes of every estimate inside the findings table."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_findings = False
+        self.estimates: list[dict] = []
+        self.findings_rows = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("id") == "findings-table":
+            self.in_findings = True
+        elif self.in_findings and tag == "tr" and "finding" in attributes.get("class", ""):
+            self.findings_rows += 1
+        elif self.in_findings and tag == "span" and attributes.get("class") == "estimate":
+            self.estimates.append(attributes)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_findings = False
+
+
+def findings_of(html: str) -> EstimateParser:
+    parser = EstimateParser()
+    parser.feed(html)
+    return parser
+
+
+def test_report_is_self_contained_and_has_no_identifiers(completed_run):
+    html = (completed_run / "results/report.html").read_text()
+    assert "SYNTHETIC TWIN" in html
+    assert not re.search(r"(src|href)=\"https?://", html)  # nothing fetched from the network
+    patients = pd.read_csv(completed_run / "data/synthetic/patients.csv")
+    assert not any(pid in html for pid in patients["patient_id"])
+    for section in SECTIONS:
+        assert f'id="{section}"' in html
+
+
+def test_findings_estimates_equal_the_estimand_table(completed_run):
+    html = (completed_run / "results/report.html").read_text()
+    parsed = findings_of(html)
+    assert parsed.findings_rows == 7
+    table = pd.read_csv(
+        completed_run / "results/tables/estimands.csv", dtype=str, keep_default_na=False
+    )
+    assert len(parsed.estimates) >= 7
+    for estimate in parsed.estimates:
+        match = table
+        for column in ("estimand", "rater", "arm", "month", "term"):
+            match = match[match[column] == estimate[f"data-{column}"]]
+        assert len(match) == 1, estimate
+        row = match.iloc[0]
+        assert estimate["data-mean"] == f"{float(row['mean']):.2f}"
+        assert estimate["data-ci-low"] == f"{float(row['ci_low']):.2f}"
+        assert estimate["data-ci-high"] == f"{float(row['ci_high']):.2f}"
+
+
+def test_report_opens_in_a_real_browser(completed_run, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (workflow/bin/setup-env --with-browser)")
+        pytest.skip("chromium is not installed (workflow/bin/setup-env --with-browser)")
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    screenshot = completed_run / "results/report_screenshot.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+        page.goto((completed_run / "results/report.html").as_uri())
+        page.wait_for_load_state("load")
+        assert errors == []
+        for section in SECTIONS:
+            assert page.locator(f"section#{section}").count() == 1
+        assert page.locator("#findings-table tr.finding").count() == 7
+        images = page.locator("figure img")
+        assert images.count() >= 15
+        # Every figure decoded to a real picture.
+        widths = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => i.naturalWidth)")
+        assert min(widths) > 100
+        page.screenshot(path=str(screenshot), full_page=False)
+        browser.close()
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_a_different_seed_renders_different_numbers(completed_run, tmp_path):
+    from conftest import make_workspace
+
+    other = make_workspace(tmp_path / "other_seed")
+    result = run_snakemake(other, "--config", "seed=777")
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = findings_of((completed_run / "results/report.html").read_text()).estimates
+    second = findings_of((other / "results/report.html").read_text()).estimates
+    assert [e["data-mean"] for e in first] != [e["data-mean"] for e in second]
+    table = pd.read_csv(other / "results/tables/estimands.csv")
+    assert set(table["aim"]) == {"a", "b", "c"}
+
+
+def test_snakemake_report_holds_the_flagged_figures(completed_run):
+    result = run_snakemake(completed_run, "--report", "snakemake_report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (completed_run / "snakemake_report.html").read_text()
+    for figure in (
+        "trajectories.png",
+        "growth_trajectories.png",
+        "bland_altman.png",
+        "association_forest.png",
+        "estimands.csv",
+    ):
+        assert figure in html, figure
