@@ -4,10 +4,11 @@ For patient i in arm a at time t (0 at month 3, 1 at month 12) and rater r:
 
     y[i,t,r] = level[a,r] + change[a,r] * t + u[i,r,0] + u[i,r,1] * t + v[therapist(i),r] + e[i,t,r]
 
-The patient effects u (level and change for both raters, four in all) have an arm-specific
-covariance with an LKJ prior on its correlation matrix; the residuals e of the two ratings of one
-assessment have an arm-specific correlation; therapist effects v are independent by rater. An
-assessment rated by one rater only contributes that rating through its marginal normal density.
+The patient effects u (level and change for both raters) have arm-specific covariances with LKJ
+priors, one for the two raters' levels and one for their changes; the residuals e of the two
+ratings of one assessment have an arm-specific correlation; therapist effects v are independent
+by rater. An assessment rated by one rater only contributes that rating through its marginal
+normal density.
 Agreement quantities are computed from the draws per arm.
 """
 
@@ -78,23 +79,33 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         )
         change = pm.Normal("change", mu=0, sigma=priors["change"]["sigma"], dims=("arm", "rater"))
 
-        effect_sd = np.array(
-            [priors["patient_level_sd"]["sd"], priors["patient_change_sd"]["sd"]] * 2
-        )
+        # Per arm, the patients' levels of both raters share one LKJ-prior covariance and their
+        # changes another (level-change correlations are not modelled: with three assessments
+        # they are barely identified and slowed the sampler without informing agreement).
         blocks, corr_rows, sd_rows = [], [], []
         for a, arm in enumerate(ARMS):
             n_arm = int(np.sum(patient_arm == a))
-            chol, corr, sds = pm.LKJCholeskyCov(
-                f"patient_chol_{arm}",
-                n=4,
-                eta=priors["lkj_eta"]["eta"],
-                sd_dist=pm.HalfNormal.dist(sigma=effect_sd, shape=4),
-                compute_corr=True,
-            )
-            z = pm.Normal(f"patient_z_{arm}", 0, 1, shape=(n_arm, 4))
-            blocks.append(z @ chol.T)
+            parts = {}
+            for kind, scale in (("level", "patient_level_sd"), ("change", "patient_change_sd")):
+                chol, corr, sds = pm.LKJCholeskyCov(
+                    f"patient_{kind}_chol_{arm}",
+                    n=2,
+                    eta=priors["lkj_eta"]["eta"],
+                    sd_dist=pm.HalfNormal.dist(sigma=priors[scale]["sd"], shape=2),
+                    compute_corr=True,
+                )
+                z = pm.Normal(f"patient_{kind}_z_{arm}", 0, 1, shape=(n_arm, 2))
+                parts[kind] = (z @ chol.T, corr[0, 1], sds)
+            lev, chg = parts["level"], parts["change"]
+            # Columns in EFFECTS order: patient level, patient change, therapist level, change.
+            blocks.append(pt.stack([lev[0][:, 0], chg[0][:, 0], lev[0][:, 1], chg[0][:, 1]], 1))
+            corr = pt.eye(4)
+            corr = pt.set_subtensor(corr[0, 2], lev[1])
+            corr = pt.set_subtensor(corr[2, 0], lev[1])
+            corr = pt.set_subtensor(corr[1, 3], chg[1])
+            corr = pt.set_subtensor(corr[3, 1], chg[1])
             corr_rows.append(corr)
-            sd_rows.append(sds)
+            sd_rows.append(pt.stack([lev[2][0], chg[2][0], lev[2][1], chg[2][1]]))
         pm.Deterministic("patient_corr", pt.stack(corr_rows), dims=("arm", "effect", "effect_bis"))
         pm.Deterministic("patient_sd", pt.stack(sd_rows), dims=("arm", "effect"))
         u = pt.concatenate(blocks, axis=0)
