@@ -10,6 +10,7 @@ from alliance.analysis_tables import build_analysis_tables
 from alliance.growth import (
     build_growth_model,
     frequentist_check,
+    group_terms,
     growth_contrasts,
     growth_data,
     marginal_means,
@@ -129,3 +130,20 @@ def test_no_arm_effect_gives_intervals_around_zero(rater, tmp_path):
     _, alliance = twin_alliance(config, seed=3, tmp_path=tmp_path)
     table = fit_contrasts(config, alliance, rater)
     assert ((table["ci_low"] < 0) & (table["ci_high"] > 0)).all(), table
+
+
+def test_configured_priors_are_the_priors_used(config, twin_files):
+    alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
+        "alliance"
+    ]
+    data = growth_data(alliance, "therapist", config["instrument"])
+    priors = config["growth"]["priors"]
+    for spec in config["growth"]["models"].values():
+        model = build_growth_model(data, spec, priors)
+        terms = group_terms(model)
+        assert set(terms) == set(priors["group_sd"])
+        for name, term in terms.items():
+            assert term.prior.args["sigma"].args["sigma"] == priors["group_sd"][name]["sd"]
+    unknown = {**spec, "formula": spec["formula"] + " + (1 | centre)"}
+    with pytest.raises(ValueError, match="1\\|centre"):
+        build_growth_model(data, unknown, priors)

@@ -79,3 +79,20 @@ def test_forcerun_cleaning_reruns_it_and_its_dependents(completed_run):
     jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
     assert {"clean_data", "descriptives", "all"} <= jobs
     assert "synthetic_twin" not in jobs
+
+
+def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
+    workspace = tmp_path / "strict"
+    shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
+    target = "results/growth/patient_linear_diagnostics.csv"
+    tiny = "sampling={chains: 2, draws: 20, tune: 20}"
+    result = run_snakemake(workspace, "--config", tiny, "diagnostics={strict: true}", "--", target)
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "convergence checks FAILED" in console
+    assert "diagnostics.strict is true" in console
+    # Not strict: the same failures are flagged in the table, and the run goes on.
+    result = run_snakemake(workspace, "--config", tiny, "--", target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(workspace / target)
+    assert (~table["passed"]).any()

@@ -87,3 +87,13 @@ def convergence_table(idata, detail: pd.DataFrame, model_name: str, thresholds: 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that failed their check."""
     return table[~table["passed"]]
+
+
+def announce(table: pd.DataFrame, log) -> int:
+    """Log the failed checks (a warning with the first 20) or that all passed; return the count."""
+    failed = failures(table)
+    if len(failed):
+        log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
+    else:
+        log.info("all %d convergence checks passed", len(table))
+    return len(failed)

@@ -72,25 +72,7 @@ def ppc_density_figure(
 
 def ceiling_check_figure(table: pd.DataFrame, title: str):
     """Replicated share of totals at the ceiling (interval) against the observed share (dot)."""
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.2))
-    labels = [f"{row.arm}, month {row.month}" for row in table.itertuples()]
-    y = np.arange(len(table))
-    ax.hlines(
-        y,
-        table["replicated_low"],
-        table["replicated_high"],
-        color="#1b7f79",
-        linewidth=3,
-        label="replicated (95%)",
-    )
-    ax.plot(table["observed"], y, "ko", label="observed")
-    ax.set_yticks(y, labels)
-    ax.set_xlabel("Share of WAI totals at the ceiling (7)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return statistic_check_figure(table, "Share of WAI totals at the ceiling (7)", title)
 
 
 def prior_predictive_figure(prior_scores: np.ndarray, observed: np.ndarray, title: str):

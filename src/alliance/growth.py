@@ -68,16 +68,33 @@ def bambi_priors(priors: Mapping) -> dict:
 
 
 def build_growth_model(data: pd.DataFrame, spec: Mapping, priors: Mapping):
-    """The Bambi model for one rater and one model specification."""
+    """The Bambi model for one rater and one model specification.
+
+    Every group-level term of the formula must have its SD prior in ``priors["group_sd"]``, so that
+    the priors reported are the priors used.
+    """
     import bambi as bmb
 
-    used_terms = {term for term in priors["group_sd"] if term in spec["formula"]}
-    chosen = {k: v for k, v in bambi_priors(priors).items() if "|" not in k or k in used_terms}
     model = bmb.Model(
-        model_formula(spec), data, family="gaussian", priors=chosen, categorical=["arm"]
+        model_formula(spec),
+        data,
+        family="gaussian",
+        priors=bambi_priors(priors),
+        categorical=["arm"],
     )
+    unpriored = set(group_terms(model)) - set(priors["group_sd"])
+    if unpriored:
+        raise ValueError(
+            f"group-level terms without a configured prior (growth.priors.group_sd): "
+            f"{', '.join(sorted(unpriored))}"
+        )
     model.build()
     return model
+
+
+def group_terms(model) -> dict:
+    """The model's group-level terms by name (e.g. '1|patient_id')."""
+    return dict(model.parameters[model.family.likelihood.parent].group_specific_terms)
 
 
 def prediction_grid(instrument: Mapping) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from alliance.findings import findings_table
+from alliance.settings import plain
 
 PACKAGES = (
     "pymc",
@@ -208,19 +209,11 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "rope_correlation": config["summary"]["rope_correlation"],
         "versions": software_versions(),
         "seed": config["seed"],
-        "config_yaml": yaml.safe_dump(_plain(config), sort_keys=False, width=100),
+        "config_yaml": yaml.safe_dump(plain(config), sort_keys=False, width=100),
         "commit": git_commit(project_dir),
         "sampling": config["sampling"],
         "thresholds": config["diagnostics"],
     }
-
-
-def _plain(value):
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def render(context: Mapping, template_dir: str | Path) -> str:

@@ -42,3 +42,12 @@ def load_config(overrides: Mapping[str, Any] | None = None, path: Path = CONFIG_
     with open(path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle) or {}
     return validate_config(deep_update(config, overrides or {}))
+
+
+def plain(value: Any) -> Any:
+    """Config values as JSON/YAML-ready builtins (mapping keys as text)."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value

@@ -20,6 +20,7 @@ import pandas as pd
 
 from alliance.analysis_tables import digital_covariates
 from alliance.scoring import SUS_ITEMS, WaiInstrument, score_wai
+from alliance.settings import plain
 
 RATERS = ("patient", "therapist")
 ARMS = ("digital", "ptau")
@@ -418,19 +419,10 @@ def generate_twin(config: Mapping, seed: int | None = None) -> Twin:
             f"{twin['truth_population']} patients; 'assumptions' are the generator's parameters."
         ),
         "seed": int(master),
-        "assumptions": _plain(twin),
+        "assumptions": plain(twin),
         "estimands": true_estimands(twin, instrument, rng_for(master, "twin", "truth")),
     }
     return Twin(observed.patients, observed.wai, observed.digital, truth)
-
-
-def _plain(value):
-    """Config values as JSON-ready builtins (month keys as text)."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 def write_input_files(twin: Twin | SimulatedTrial, folder) -> None:

@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 
 from alliance.agreement import agreement_data, correlation_check, frequentist_agreement
-from alliance.diagnostics import convergence_table, failures
+from alliance.diagnostics import announce, convergence_table
 from alliance.figures import (
     bland_altman_figure,
     correlation_posterior_figure,
@@ -49,11 +49,7 @@ contract_table(contract).to_csv(smk.output.estimands, index=False)
 
 diagnostics = convergence_table(idata, detail, "agreement", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)
-failed = failures(diagnostics)
-if len(failed):
-    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
-else:
-    log.info("all %d convergence checks passed", len(diagnostics))
+failed = announce(diagnostics, log)
 
 check = correlation_check(idata, pairs, summary["ci_prob"])
 check.to_csv(smk.output.ppc_table, index=False)
@@ -74,6 +70,6 @@ prior_quantities_figure(
     ["rater_correlation", "rater_bias", "icc_agreement", "loa_high"],
     "Prior predictive check: agreement quantities the priors imply (digital arm)",
 ).savefig(smk.output.prior_check, dpi=110, bbox_inches="tight")
-if len(failed) and config["diagnostics"]["strict"]:
+if failed and config["diagnostics"]["strict"]:
     log.error("diagnostics.strict is true: stopping because convergence checks failed")
     sys.exit(1)

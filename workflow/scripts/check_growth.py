@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from alliance.diagnostics import convergence_table, failures
+from alliance.diagnostics import announce, convergence_table
 from alliance.figures import ceiling_check_figure, ppc_density_figure, prior_predictive_figure
 from alliance.growth import ceiling_check, observed_and_groups, replicate_scores
 from alliance.posterior_summary import summarise_draws
@@ -40,11 +40,7 @@ detail.to_csv(smk.output.estimands, index=False)
 
 diagnostics = convergence_table(idata, detail, f"growth_{rater}_{name}", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)
-failed = failures(diagnostics)
-if len(failed):
-    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
-else:
-    log.info("all %d convergence checks passed", len(diagnostics))
+failed = announce(diagnostics, log)
 
 title = f"{rater.capitalize()} rating, model '{name}'"
 ceiling = ceiling_check(idata, spec, upper, config["summary"]["ci_prob"])
@@ -62,6 +58,6 @@ prior_scores = idata["prior_predictive"][list(idata["prior_predictive"].data_var
 prior_predictive_figure(prior_scores, observed, f"Prior predictive check: {title}").savefig(
     smk.output.prior_check, dpi=110, bbox_inches="tight"
 )
-if len(failed) and config["diagnostics"]["strict"]:
+if failed and config["diagnostics"]["strict"]:
     log.error("diagnostics.strict is true: stopping because convergence checks failed")
     sys.exit(1)

@@ -19,7 +19,7 @@ from alliance.associations import (
     coefficient_correlation,
     missing_summary,
 )
-from alliance.diagnostics import convergence_table, failures
+from alliance.diagnostics import announce, convergence_table
 from alliance.figures import ppc_density_figure, prior_predictive_figure
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import (
@@ -68,11 +68,7 @@ detail.to_csv(smk.output.estimands, index=False)
 
 diagnostics = convergence_table(idata, detail, job, config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)
-failed = failures(diagnostics)
-if len(failed):
-    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
-else:
-    log.info("all %d convergence checks passed", len(diagnostics))
+failed = announce(diagnostics, log)
 
 # Collinearity: observed predictor correlations and posterior correlations of coefficients.
 terms = list(scale.index)
@@ -105,6 +101,6 @@ ppc_density_figure(observed, replicated, groups, title).savefig(
 prior_predictive_figure(
     prior["prior_predictive"]["wai"].to_numpy(), observed, f"Prior predictive check: {title}"
 ).savefig(smk.output.prior_check, dpi=110, bbox_inches="tight")
-if len(failed) and config["diagnostics"]["strict"]:
+if failed and config["diagnostics"]["strict"]:
     log.error("diagnostics.strict is true: stopping because convergence checks failed")
     sys.exit(1)

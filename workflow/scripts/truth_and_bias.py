@@ -11,6 +11,8 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 isolate_caches(".", "truth_and_bias")
 log = job_logger(smk.log[0], "truth_and_bias")
 
+import sys
+
 import pandas as pd
 
 from alliance.agreement import (
@@ -19,7 +21,7 @@ from alliance.agreement import (
     truth_and_bias_data,
     truth_and_bias_draws,
 )
-from alliance.diagnostics import convergence_table, failures
+from alliance.diagnostics import announce, convergence_table
 from alliance.figures import forest_figure
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import fit_bambi, save_fit
@@ -55,9 +57,7 @@ detail = pd.concat(
 detail.to_csv(smk.output.table, index=False)
 diagnostics = convergence_table(idata, detail, "truth_and_bias", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)
-failed = failures(diagnostics)
-if len(failed):
-    log.warning("%d convergence checks FAILED:\n%s", len(failed), failed.head(20).to_string())
+failed = announce(diagnostics, log)
 detail["label"] = (
     detail["estimand"].str.replace("_", " ")
     + ": "
@@ -70,3 +70,6 @@ forest_figure(
     "label",
     "Therapist's view: directional bias (WAI points) and tracking (slope on patient's rating)",
 ).savefig(smk.output.figure, dpi=120, bbox_inches="tight")
+if failed and config["diagnostics"]["strict"]:
+    log.error("diagnostics.strict is true: stopping because convergence checks failed")
+    sys.exit(1)
