@@ -107,8 +107,10 @@ def fit_agreement_on(config, seed, tmp_path):
     model = build_agreement_model(pairs, config["agreement"]["priors"])
     idata = sample_pymc(model, config["sampling"], seed=21)
     quantities = agreement_quantities(idata["posterior"].to_dataset(), [3, 6, 12])
+    # Twelve intervals are checked per test (3 quantities x 2 arms x 2 twins): Bonferroni-adjusted
+    # intervals keep the family-wise miss rate at 5%, whatever state the compile cache is in.
     tables = [
-        summarise_draws(quantities[name], 0.95, 0.1, {"estimand": name})
+        summarise_draws(quantities[name], 1 - 0.05 / 12, 0.1, {"estimand": name})
         for name in ("rater_correlation", "rater_bias", "icc_agreement")
     ]
     return twin.truth, pd.concat(tables, ignore_index=True)

@@ -14,7 +14,15 @@ def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
     """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
     import arviz as az
 
-    table = az.summary(idata, kind="diagnostics", round_to="none")
+    posterior = idata["posterior"]
+    # One variable at a time: ArviZ stacks all of a call's dimensions together, and a model with
+    # many differently shaped variables exceeds NumPy's 32-dimension limit.
+    table = pd.concat(
+        [
+            az.summary(posterior.to_dataset()[[name]], kind="diagnostics", round_to="none")
+            for name in posterior.data_vars
+        ]
+    )
     table = table.rename_axis("quantity").reset_index()
     table["model"] = model_name
     table["kind"] = "parameter"

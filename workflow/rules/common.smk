@@ -42,3 +42,52 @@ if config["growth"]["reported_model"] not in GROWTH_MODELS:
 def growth_model_spec(wildcards):
     """The config's specification of the growth model named by the wildcard."""
     return config["growth"]["models"][wildcards.model]
+
+
+def report_inputs(wildcards):
+    """Every table and figure the report shows; figures are named fig_<name>."""
+    growth = config["growth"]["reported_model"]
+    return {
+        "estimands": rules.estimands.output.estimands,
+        "estimands_detail": rules.estimands.output.detail,
+        "input_summary": rules.clean_data.output.input_summary,
+        "flow": rules.descriptives.output.flow,
+        "alliance_summary": rules.descriptives.output.alliance_summary,
+        "growth_comparison": rules.summarise_growth.output.comparison,
+        "growth_frequentist": rules.summarise_growth.output.frequentist,
+        "ceiling_checks": expand(
+            rules.check_growth.output.ceiling, rater=RATERS, model=GROWTH_MODELS
+        ),
+        "agreement_frequentist": rules.check_agreement.output.frequentist,
+        "agreement_ppc": rules.check_agreement.output.ppc_table,
+        "truth_and_bias": rules.truth_and_bias.output.table,
+        "missing_predictors": expand(
+            rules.fit_association.output.missing, rater=RATERS
+        ),
+        "collinearity": expand(rules.fit_association.output.collinearity, rater=RATERS),
+        "diagnostics": [
+            *expand(
+                rules.check_growth.output.diagnostics, rater=RATERS, model=GROWTH_MODELS
+            ),
+            rules.check_agreement.output.diagnostics,
+            rules.truth_and_bias.output.diagnostics,
+            *expand(rules.fit_association.output.diagnostics, rater=RATERS),
+        ],
+        "fig_trajectories": rules.descriptives.output.trajectories,
+        "fig_growth_prior_patient": f"results/growth/patient_{growth}_prior_check.png",
+        "fig_growth_prior_therapist": f"results/growth/therapist_{growth}_prior_check.png",
+        "fig_growth_ppc_patient": f"results/growth/patient_{growth}_ppc.png",
+        "fig_growth_ppc_therapist": f"results/growth/therapist_{growth}_ppc.png",
+        "fig_growth_trajectories": rules.summarise_growth.output.trajectories,
+        "fig_growth_contrasts": rules.summarise_growth.output.forest,
+        "fig_agreement_prior": rules.check_agreement.output.prior_check,
+        "fig_rater_correlations": rules.check_agreement.output.correlations,
+        "fig_bland_altman": rules.check_agreement.output.bland_altman,
+        "fig_rater_scatter": rules.check_agreement.output.scatter,
+        "fig_agreement_ppc": rules.check_agreement.output.ppc,
+        "fig_truth_and_bias": rules.truth_and_bias.output.figure,
+        "fig_association_prior_patient": "results/association/patient_prior_check.png",
+        "fig_association_forest": rules.summarise_associations.output.forest,
+        "fig_association_ppc_patient": "results/association/patient_ppc.png",
+        "fig_association_ppc_therapist": "results/association/therapist_ppc.png",
+    }
