@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from alliance.posterior_summary import percent
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -172,6 +174,6 @@ def explain(kind: str, support: float, rows: pd.DataFrame, decision_prob: float)
     }[kind]
     scope = "every quantity" if len(rows) > 1 else "the quantity"
     return (
-        f"Posterior probability that {scope} is {what}: at least {support:.0%} "
+        f"Posterior probability that {scope} is {what}: at least {percent(support)} "
         f"(decision threshold {decision_prob:.0%})."
     )

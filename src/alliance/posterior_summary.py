@@ -105,3 +105,12 @@ def collect_estimands(tables: list[pd.DataFrame], columns=CONTRACT_COLUMNS) -> p
 def month_labels(months: pd.Series) -> pd.Series:
     """Months as text without decimals ("3"), empty where the estimand has no month."""
     return months.astype("Int64").astype("string").fillna("").astype(str)
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage, never rounded up to a certain 100% or down to 0%."""
+    if probability > 0.999:
+        return "above 99.9%"
+    if probability < 0.001:
+        return "below 0.1%"
+    return f"{probability:.1%}"

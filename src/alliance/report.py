@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from alliance.findings import findings_table
+from alliance.posterior_summary import percent
 from alliance.settings import plain
 
 PACKAGES = (
@@ -118,13 +119,13 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
         sentences.append(
             f"As rated by the {rater}, alliance at month {last} was {direction} in the digital "
             f"arm than in usual care by {interval(row, -1 if row['mean'] < 0 else 1)} on the 1-7 "
-            f"scale; probability that it was lower: {1 - row['prob_positive']:.0%}."
+            f"scale; probability that it was lower: {percent(1 - row['prob_positive'])}."
         )
     for rater in ("patient", "therapist"):
         row = row_lookup(detail, estimand="change_difference", rater=rater)
         sentences.append(
-            f"From month {months[0]} to {last}, the {rater}s' ratings changed by "
-            f"{row['mean']:+.2f} points more in the digital arm than in usual care "
+            f"From month {months[0]} to {last}, the change in the {rater}s' ratings differed "
+            f"between arms by {row['mean']:+.2f} points, digital minus usual care "
             f"(95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
         )
     for arm in ("digital", "ptau"):
@@ -149,7 +150,7 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
         sentences.append(
             f"In the digital arm, one SD more of {label} went with {row['mean']:+.2f} WAI points "
             f"in the {rater}'s rating (95% interval {row['ci_low']:+.2f} to "
-            f"{row['ci_high']:+.2f}; probability above zero {row['prob_positive']:.0%})."
+            f"{row['ci_high']:+.2f}; probability above zero {percent(row['prob_positive'])})."
         )
     return sentences
 
