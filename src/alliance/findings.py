@@ -172,8 +172,8 @@ def explain(kind: str, support: float, rows: pd.DataFrame, decision_prob: float)
         "nonzero": "on one side of zero",
         "null": f"inside the ROPE of ±{rope:g}",
     }[kind]
-    scope = "lowest across the quantities" if len(rows) > 1 else "the quantity"
+    scope = " (lowest across the quantities)" if len(rows) > 1 else ""
     return (
-        f"Posterior probability of being {what} ({scope}): {percent(support)}; "
+        f"Posterior probability of being {what}{scope}: {percent(support)}; "
         f"decision threshold {decision_prob:.0%}."
     )
