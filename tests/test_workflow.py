@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import make_workspace, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -85,14 +86,20 @@ def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
     workspace = tmp_path / "strict"
     shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
     target = "results/growth/patient_linear_diagnostics.csv"
-    tiny = "sampling={chains: 2, draws: 20, tune: 20}"
-    result = run_snakemake(workspace, "--config", tiny, "diagnostics={strict: true}", "--", target)
+    # A tiny MCMC size (too few draws to pass) over the test config; the twin is unchanged.
+    tiny = {"sampling": {"chains": 2, "draws": 20, "tune": 20}}
+    twin = {"synthetic_twin": {"truth_population": 4000}}
+    strict_file, lenient_file = tmp_path / "strict.yaml", tmp_path / "lenient.yaml"
+    strict_file.write_text(yaml.safe_dump({**tiny, **twin, "diagnostics": {"strict": True}}))
+    lenient_file.write_text(yaml.safe_dump({**tiny, **twin}))
+    strict = ["--configfile", str(strict_file), "--forcerun", "fit_growth", "--", target]
+    result = run_snakemake(workspace, *strict)
     console = result.stdout + result.stderr
     assert result.returncode != 0
     assert "convergence checks FAILED" in console
     assert "diagnostics.strict is true" in console
     # Not strict: the same failures are flagged in the table, and the run goes on.
-    result = run_snakemake(workspace, "--config", tiny, "--", target)
+    result = run_snakemake(workspace, "--configfile", str(lenient_file), "--", target)
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(workspace / target)
     assert (~table["passed"]).any()
