@@ -226,13 +226,8 @@ def frequentist_check(data: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
 
 def ceiling_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> pd.DataFrame:
     """Observed vs replicated share of totals at the ceiling, by arm x month."""
-    observed_group = idata["observed_data"]
-    response = [n for n in observed_group.data_vars if n not in ("month", "arm")][0]
-    observed = observed_group[response].to_numpy()
+    observed, groups = observed_and_groups(idata)
     replicated = replicate_scores(idata, spec, upper)
-    groups = pd.DataFrame(
-        {"arm": observed_group["arm"].to_numpy(), "month": observed_group["month"].to_numpy()}
-    )
     rows = []
     tail = (1 - ci_prob) / 2
     for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():

@@ -6,7 +6,6 @@ the region of practical equivalence (ROPE) and the convergence diagnostics of ea
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -84,16 +83,6 @@ def summarise_draws(
 def contract_table(detail: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``results/tables/estimands.csv``, in the contract's order."""
     return detail[CONTRACT_COLUMNS].copy()
-
-
-def verdict_probability(prob_positive: float, direction: str) -> float:
-    """Posterior probability of the claimed direction ('positive' or 'negative')."""
-    return float(prob_positive if direction == "positive" else 1 - prob_positive)
-
-
-def probability_of_direction(prob_positive: float) -> float:
-    """max(P(> 0), P(< 0)): how sure the posterior is of the sign."""
-    return float(np.maximum(prob_positive, 1 - prob_positive))
 
 
 def collect_estimands(tables: list[pd.DataFrame], columns=CONTRACT_COLUMNS) -> pd.DataFrame:

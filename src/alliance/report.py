@@ -170,7 +170,6 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "r_hat",
     ):
         detail[column] = pd.to_numeric(detail[column])
-    contract = pd.read_csv(inputs["estimands"], dtype=str, keep_default_na=False)
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
     input_summary = yaml.safe_load(Path(inputs["input_summary"]).read_text())
     months = list(config["instrument"]["months"])
@@ -203,7 +202,6 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
         "detail": detail,
-        "contract": contract,
         "figures": figures,
         "ci_prob": config["summary"]["ci_prob"],
         "rope_wai": config["summary"]["rope_wai"],

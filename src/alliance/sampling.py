@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.util import find_spec
 
-SAMPLERS = {"nutpie": "nutpie", "pymc": "pymc", "numpyro": "numpyro"}
+SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 
 def check_sampler(name: str) -> str:
     """The sampler's name, or an error that says what is missing."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    module = {"nutpie": "nutpie", "numpyro": "numpyro", "pymc": "pymc"}[name]
-    if find_spec(module) is None:
-        raise RuntimeError(f"sampler {name!r} needs the package {module!r}, which is not installed")
+    if find_spec(name) is None:  # each sampler is the package of the same name
+        raise RuntimeError(f"sampler {name!r} needs the package {name!r}, which is not installed")
     return name
 
 
