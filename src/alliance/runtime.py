@@ -1,7 +1,10 @@
 """Process set-up for workflow jobs: caches and temporary files inside the project.
 
 Import and call :func:`isolate_caches` before anything imports pytensor, numba or matplotlib.
-Each job gets its own PyTensor compile directory, so parallel Snakemake jobs never share one.
+Each job gets its own PyTensor C compile directory (``.cache/pytensor/<job>``), so parallel
+Snakemake jobs never wait on each other's compile lock. PyTensor's numba cache lives in the base
+compile directory (``.cache/pytensor/numba``) and is shared: its entries are keyed by content and
+written atomically, and sharing lets later fits reuse the kernels compiled by earlier ones.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ def isolate_caches(project_dir: str | Path, job_name: str) -> Path:
     """
     safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", job_name) or "job"
     cache_root = Path(project_dir).resolve() / ".cache"
-    job_dir = cache_root / "pytensor" / safe_name
+    base_dir = cache_root / "pytensor"
+    job_dir = base_dir / safe_name
     paths = {
         "MPLCONFIGDIR": cache_root / "matplotlib",
         "NUMBA_CACHE_DIR": cache_root / "numba",
@@ -29,9 +33,12 @@ def isolate_caches(project_dir: str | Path, job_name: str) -> Path:
         os.environ.setdefault(variable, str(path))
     job_dir.mkdir(parents=True, exist_ok=True)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "compiledir" not in flags:
-        extra = f"compiledir={job_dir}"
-        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
+    extra = []
+    if "base_compiledir" not in flags:
+        extra.append(f"base_compiledir={base_dir}")
+    if not re.search(r"(^|,)compiledir=", flags):
+        extra.append(f"compiledir={job_dir}")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(part for part in (flags, *extra) if part)
     os.environ.setdefault("MPLBACKEND", "Agg")
     return job_dir
 

@@ -17,14 +17,17 @@ def check_sampler(name: str) -> str:
     return name
 
 
-def fit_bambi(model, sampling: Mapping, seed: int):
-    """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO)."""
+def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2):
+    """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO).
+
+    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``).
+    """
     sampler = check_sampler(sampling["sampler"])
     return model.fit(
         draws=sampling["draws"],
         tune=sampling["tune"],
         chains=sampling["chains"],
-        cores=min(sampling["chains"], 2),
+        cores=max(1, min(sampling["chains"], cores)),
         inference_method=sampler,
         random_seed=seed,
         target_accept=sampling["target_accept"],
@@ -32,8 +35,13 @@ def fit_bambi(model, sampling: Mapping, seed: int):
     )
 
 
-def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = False):
-    """Sample a PyMC model with the configured sampler (optionally with the log-likelihood)."""
+def sample_pymc(
+    model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2
+):
+    """Sample a PyMC model with the configured sampler (optionally with the log-likelihood).
+
+    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``).
+    """
     import pymc as pm
 
     sampler = check_sampler(sampling["sampler"])
@@ -42,7 +50,7 @@ def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = Fals
             draws=sampling["draws"],
             tune=sampling["tune"],
             chains=sampling["chains"],
-            cores=min(sampling["chains"], 2),
+            cores=max(1, min(sampling["chains"], cores)),
             nuts_sampler=sampler,
             random_seed=seed,
             target_accept=sampling["target_accept"],

@@ -36,7 +36,7 @@ seed = config["seed"]
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, "agreement", "prior")
 )
-idata = sample_pymc(model, config["sampling"], derive_seed(seed, "agreement", "fit"))
+idata = sample_pymc(model, config["sampling"], derive_seed(seed, "agreement", "fit"), cores=smk.threads)
 predictive = sample_pymc_posterior_predictive(
     model,
     idata,

@@ -48,7 +48,7 @@ seed = config["seed"]
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior")
 )
-idata = sample_pymc(model, config["sampling"], derive_seed(seed, job, "fit"))
+idata = sample_pymc(model, config["sampling"], derive_seed(seed, job, "fit"), cores=smk.threads)
 idata["posterior_predictive"] = sample_pymc_posterior_predictive(
     model, idata, derive_seed(seed, job, "ppc"), var_names=["wai"]
 )["posterior_predictive"]

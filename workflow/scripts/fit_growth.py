@@ -29,7 +29,7 @@ prior = model.prior_predictive(
     draws=config["predictive"]["prior_draws"],
     random_seed=derive_seed(config["seed"], job, "prior"),
 )
-idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], job, "fit"))
+idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], job, "fit"), cores=smk.threads)
 model.predict(
     idata, kind="response", inplace=True, random_seed=derive_seed(config["seed"], job, "ppc")
 )

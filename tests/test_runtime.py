@@ -1,0 +1,52 @@
+"""Caches and temporary files of a workflow job stay inside the project, never in the home."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = """
+import json, sys
+from alliance.runtime import isolate_caches
+job_dir = isolate_caches(sys.argv[1], "fit growth/patient linear")
+import pytensor
+from pytensor.link.numba.cache import NUMBA_CACHE_PATH
+import tempfile
+print(json.dumps({
+    "job_dir": str(job_dir),
+    "base_compiledir": str(pytensor.config.base_compiledir),
+    "compiledir": str(pytensor.config.compiledir),
+    "numba_cache": str(NUMBA_CACHE_PATH),
+    "tempdir": tempfile.gettempdir(),
+}))
+"""
+
+
+def probe(project: Path, home: Path) -> dict:
+    settings = ("PYTENSOR_FLAGS", "TMPDIR", "MPLCONFIGDIR", "NUMBA_CACHE_DIR")
+    env = {key: value for key, value in os.environ.items() if key not in settings}
+    env["HOME"] = str(home)
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_compile_caches_and_temporary_files_are_inside_the_project(tmp_path):
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    paths = probe(project, home)
+    cache = (project / ".cache").resolve()
+    assert paths["job_dir"] == str(cache / "pytensor" / "fit_growth_patient_linear")
+    assert paths["compiledir"] == paths["job_dir"]
+    assert paths["base_compiledir"] == str(cache / "pytensor")
+    # the numba kernels are shared by all jobs of the project
+    assert paths["numba_cache"] == str(cache / "pytensor" / "numba")
+    assert paths["tempdir"] == str(cache / "tmp")
+    assert not any(home.iterdir()), "nothing may be written to the user's home"
