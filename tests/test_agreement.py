@@ -8,10 +8,12 @@ import pytest
 import xarray as xr
 
 from alliance.agreement import (
+    ARMS,
     agreement_data,
     agreement_quantities,
     build_agreement_model,
     frequentist_agreement,
+    rating_rows,
 )
 from alliance.analysis_tables import build_analysis_tables
 from alliance.input_data import read_trial_data
@@ -45,29 +47,24 @@ def test_pairs_keep_single_ratings(config, twin_files):
 
 def test_quantities_from_known_covariances():
     """With no change, therapist or residual terms, ICC and bias follow from the covariance."""
-    corr = np.eye(4)
-    corr[0, 2] = corr[2, 0] = 0.5
-    sd = np.array([1.0, 1e-9, 1.0, 1e-9])
+    tiny = 1e-9
 
     def arr(values, dims):
         return xr.DataArray(np.asarray(values)[None, None], dims=("chain", "draw", *dims))
 
     posterior = xr.Dataset(
         {
-            "patient_corr": arr(np.stack([corr, corr]), ("arm", "effect", "effect_bis")),
-            "patient_sd": arr(np.stack([sd, sd]), ("arm", "effect")),
-            "residual_sd": arr(np.full((2, 2), 1e-9), ("arm", "rater")),
+            "level_corr": arr([0.5, 0.5], ("arm",)),
+            "change_corr": arr([0.9, 0.9], ("arm",)),
+            "patient_level_sd": arr(np.ones((2, 2)), ("arm", "rater")),
+            "patient_change_sd": arr(np.full((2, 2), tiny), ("arm", "rater")),
+            "residual_sd": arr(np.full((2, 2), tiny), ("arm", "rater")),
             "residual_corr": arr(np.zeros(2), ("arm",)),
-            "therapist_sd": arr(np.full(2, 1e-9), ("rater",)),
+            "therapist_sd": arr(np.full(2, tiny), ("rater",)),
             "level": arr([[6.0, 5.0], [6.0, 6.0]], ("arm", "rater")),
             "change": arr(np.zeros((2, 2)), ("arm", "rater")),
         }
-    ).assign_coords(
-        arm=["digital", "ptau"],
-        rater=["patient", "therapist"],
-        effect=["patient_level", "patient_change", "therapist_level", "therapist_change"],
-        effect_bis=["patient_level", "patient_change", "therapist_level", "therapist_change"],
-    )
+    ).assign_coords(arm=["digital", "ptau"], rater=["patient", "therapist"])
     q = agreement_quantities(posterior, [3, 6, 12])
     assert q["rater_correlation"].sel(arm="digital").item() == pytest.approx(0.5)
     assert q["rater_bias"].sel(arm="digital").item() == pytest.approx(1.0)
@@ -186,3 +183,65 @@ def test_truth_and_bias_model_recovers_known_bias_and_tracking():
         for arm, value in truth.items():
             assert table.loc[arm, "mean"] == pytest.approx(value, abs=0.1), (name, arm)
             assert table.loc[arm, "sd"] < 0.05
+
+
+def test_posterior_predictive_replicates_both_ratings_jointly():
+    """Replicated pairs carry the residual correlation (the therapist's rating is drawn given the
+    replicated patient rating, not the observed one); single ratings are replicated as well."""
+    import pymc as pm
+
+    n = 400
+    pairs = pd.DataFrame(
+        {
+            "patient_id": [f"p{i:03d}" for i in range(n)],
+            "arm": pd.Categorical(["digital"] * (n // 2) + ["ptau"] * (n // 2), list(ARMS)),
+            "therapist_id": "t1",
+            "month": 3,
+            "time": 0.0,
+            "patient": 6.0,
+            "therapist": 5.0,
+        }
+    )
+    pairs.loc[:9, "patient"] = np.nan  # ten therapist-only assessments
+    config = load_config()
+    model = build_agreement_model(pairs, config["agreement"]["priors"])
+    rows = rating_rows(pairs)
+    assert rows.paired.sum() == n - 10 and len(rows.patient) == n - 10
+    fixed = {
+        "level": np.array([[6.0, 5.0], [6.0, 5.0]]),
+        "change": np.zeros((2, 2)),
+        "patient_level_sd": np.full((2, 2), 1e-6),
+        "patient_change_sd": np.full((2, 2), 1e-6),
+        "level_corr_01": np.full(2, 0.5),
+        "change_corr_01": np.full(2, 0.5),
+        "patient_level_z": np.zeros((n, 2)),
+        "patient_change_z": np.zeros((n, 2)),
+        "therapist_sd": np.full(2, 1e-6),
+        "therapist_z": np.zeros((1, 2)),
+        "residual_sd": np.full((2, 2), 0.5),
+        "residual_corr_01": np.array([0.9, 0.5]),  # correlations 0.8 and 0
+    }
+    posterior = xr.Dataset(
+        {
+            name: (("chain", "draw", *model.named_vars_to_dims[name]), np.asarray(v)[None, None])
+            for name, v in fixed.items()
+        },
+        coords={name: list(values) for name, values in model.coords.items()},
+    )
+    with model:
+        replicated = pm.sample_posterior_predictive(
+            posterior,
+            var_names=["patient_rating", "therapist_rating"],
+            random_seed=3,
+            progressbar=False,
+        )["posterior_predictive"]
+    patient = replicated["patient_rating"].values[0, 0][rows.partner[rows.paired]]
+    therapist = replicated["therapist_rating"].values[0, 0][rows.paired]
+    arm = pairs["arm"].to_numpy()[rows.therapist[rows.paired]]
+    for name, corr in (("digital", 0.8), ("ptau", 0.0)):
+        r = np.corrcoef(patient[arm == name], therapist[arm == name])[0, 1]
+        assert r == pytest.approx(corr, abs=0.15), name  # SE of r with ~195 pairs is <= 0.07
+    single = replicated["therapist_rating"].values[0, 0][~rows.paired]
+    assert single.std() == pytest.approx(0.5, abs=0.2) and single.mean() == pytest.approx(
+        5, abs=0.3
+    )

@@ -2,35 +2,45 @@
 
 For patient i in arm a at time t (0 at month 3, 1 at month 12) and rater r:
 
-    y[i,t,r] = level[a,r] + change[a,r] * t + u[i,r,0] + u[i,r,1] * t + v[therapist(i),r] + e[i,t,r]
+    y[i,t,r] = level[a,r] + change[a,r] * t + u[i,r] + w[i,r] * t + v[therapist(i),r] + e[i,t,r]
 
-The patient effects u (level and change for both raters) have arm-specific covariances with LKJ
-priors, one for the two raters' levels and one for their changes; the residuals e of the two
-ratings of one assessment have an arm-specific correlation; therapist effects v are independent
-by rater. An assessment rated by one rater only contributes that rating through its marginal
-normal density.
-Agreement quantities are computed from the draws per arm.
+The patient levels u of the two raters are bivariate normal with arm-specific SDs and correlation
+(``level_corr``), so are the patient changes w (``change_corr``); the residuals e of the two
+ratings of one assessment have an arm-specific correlation (``residual_corr``); therapist effects v
+are independent by rater. Level-change correlations are not modelled (with three assessments they
+are barely identified and slowed the sampler without informing agreement).
+
+Each correlation has an LKJ(eta) prior, written as ``(corr + 1) / 2 ~ Beta(eta, eta)`` (variables
+``*_01``; see :mod:`alliance.correlation_priors`), which compiles and samples several times faster
+than ``pm.LKJCholeskyCov``.
+
+The likelihood of an assessment rated by both is factorised as the patient's rating times the
+therapist's rating given the patient's (the bivariate normal density); an assessment rated by one
+rater only contributes that rating's marginal normal density. The therapist's conditional mean
+refers to the patient-rating variable itself, so posterior predictive draws replicate the pair
+jointly. Agreement quantities are computed from the draws per arm.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from alliance.correlation_priors import lkj_correlation
 from alliance.twin import time_code
 
 ARMS = ("digital", "ptau")
 RATERS = ("patient", "therapist")
-EFFECTS = ("patient_level", "patient_change", "therapist_level", "therapist_change")
 
 
 def agreement_data(alliance: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
     """One row per patient x month with at least one rating; columns ``patient``, ``therapist``.
 
-    Patients are ordered by arm (digital first), which the model relies on.
+    Patients are ordered by arm (digital first).
     """
     months = list(instrument["months"])
     scored = alliance[alliance["assessed"]]
@@ -49,6 +59,33 @@ def agreement_data(alliance: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
     return pairs[["patient_id", "arm", "therapist_id", "month", "time", *RATERS]]
 
 
+class RatingRows(NamedTuple):
+    """Which rows of ``pairs`` each observed rating vector of the model holds.
+
+    ``patient``: rows with a patient rating (the order of ``patient_rating``); ``therapist``: rows
+    with a therapist rating (the order of ``therapist_rating``); ``paired``: per therapist rating,
+    whether the patient also rated; ``partner``: per therapist rating, the position of the
+    patient's rating in ``patient_rating`` (0 where unpaired, unused there).
+    """
+
+    patient: np.ndarray
+    therapist: np.ndarray
+    paired: np.ndarray
+    partner: np.ndarray
+
+
+def rating_rows(pairs: pd.DataFrame) -> RatingRows:
+    """The layout of the observed ratings in the model built from ``pairs``."""
+    rated = pairs[list(RATERS)].notna().to_numpy()
+    patient_rows = np.flatnonzero(rated[:, 0])
+    therapist_rows = np.flatnonzero(rated[:, 1])
+    position = np.zeros(len(pairs), dtype=int)
+    position[patient_rows] = np.arange(len(patient_rows))
+    paired = rated[therapist_rows, 0]
+    partner = np.where(paired, position[therapist_rows], 0)
+    return RatingRows(patient_rows, therapist_rows, paired, partner)
+
+
 def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
     """The PyMC model; ``pairs`` from :func:`agreement_data`."""
     import pymc as pm
@@ -58,18 +95,16 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
     therapists = pd.Index(sorted(pd.unique(pairs["therapist_id"])))
     patient_arm = pairs.drop_duplicates("patient_id").set_index("patient_id")["arm"]
     patient_arm = patient_arm.reindex(patients).cat.codes.to_numpy()
-    if np.any(np.diff(patient_arm) < 0):
-        raise ValueError("patients must be ordered by arm (use agreement_data)")
     p_index = patients.get_indexer(pairs["patient_id"])
     t_index = therapists.get_indexer(pairs["therapist_id"])
     arm_index = pairs["arm"].cat.codes.to_numpy()
     time = pairs["time"].to_numpy()
+    rows = rating_rows(pairs)
+    observed = pairs[list(RATERS)].to_numpy()
+    eta = priors["lkj_eta"]["eta"]
     coords = {
         "arm": list(ARMS),
         "rater": list(RATERS),
-        "effect": list(EFFECTS),
-        "effect_bis": list(EFFECTS),
-        "rater_bis": list(RATERS),
         "patient": list(patients),
         "therapist": list(therapists),
     }
@@ -79,83 +114,54 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         )
         change = pm.Normal("change", mu=0, sigma=priors["change"]["sigma"], dims=("arm", "rater"))
 
-        # Per arm, the patients' levels of both raters share one LKJ-prior covariance and their
-        # changes another (level-change correlations are not modelled: with three assessments
-        # they are barely identified and slowed the sampler without informing agreement).
-        blocks, corr_rows, sd_rows = [], [], []
-        for a, arm in enumerate(ARMS):
-            n_arm = int(np.sum(patient_arm == a))
-            parts = {}
-            for kind, scale in (("level", "patient_level_sd"), ("change", "patient_change_sd")):
-                chol, corr, sds = pm.LKJCholeskyCov(
-                    f"patient_{kind}_chol_{arm}",
-                    n=2,
-                    eta=priors["lkj_eta"]["eta"],
-                    sd_dist=pm.HalfNormal.dist(sigma=priors[scale]["sd"], shape=2),
-                    compute_corr=True,
-                )
-                z = pm.Normal(f"patient_{kind}_z_{arm}", 0, 1, shape=(n_arm, 2))
-                parts[kind] = (z @ chol.T, corr[0, 1], sds)
-            lev, chg = parts["level"], parts["change"]
-            # Columns in EFFECTS order: patient level, patient change, therapist level, change.
-            blocks.append(pt.stack([lev[0][:, 0], chg[0][:, 0], lev[0][:, 1], chg[0][:, 1]], 1))
-            corr = pt.eye(4)
-            corr = pt.set_subtensor(corr[0, 2], lev[1])
-            corr = pt.set_subtensor(corr[2, 0], lev[1])
-            corr = pt.set_subtensor(corr[1, 3], chg[1])
-            corr = pt.set_subtensor(corr[3, 1], chg[1])
-            corr_rows.append(corr)
-            sd_rows.append(pt.stack([lev[2][0], chg[2][0], lev[2][1], chg[2][1]]))
-        pm.Deterministic("patient_corr", pt.stack(corr_rows), dims=("arm", "effect", "effect_bis"))
-        pm.Deterministic("patient_sd", pt.stack(sd_rows), dims=("arm", "effect"))
-        u = pt.concatenate(blocks, axis=0)
+        def patient_effects(kind: str, sd_prior: float):
+            """Both raters' patient effects (non-centred): columns patient, therapist."""
+            sd = pm.HalfNormal(f"patient_{kind}_sd", sigma=sd_prior, dims=("arm", "rater"))
+            corr = lkj_correlation(f"{kind}_corr", eta, "arm")
+            z = pm.Normal(f"patient_{kind}_z", 0, 1, dims=("patient", "rater"))
+            rho, scale = corr[patient_arm], sd[patient_arm]
+            first = scale[:, 0] * z[:, 0]
+            second = scale[:, 1] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
+            return first, second
+
+        levels = patient_effects("level", priors["patient_level_sd"]["sd"])
+        changes = patient_effects("change", priors["patient_change_sd"]["sd"])
 
         therapist_sd = pm.HalfNormal(
             "therapist_sd", sigma=priors["therapist_sd"]["sd"], dims="rater"
         )
         therapist_z = pm.Normal("therapist_z", 0, 1, dims=("therapist", "rater"))
         v = therapist_z * therapist_sd
-
-        res_chols, res_corr, res_sd = [], [], []
-        for arm in ARMS:
-            chol, corr, sds = pm.LKJCholeskyCov(
-                f"residual_chol_{arm}",
-                n=2,
-                eta=priors["lkj_eta"]["eta"],
-                sd_dist=pm.HalfNormal.dist(sigma=priors["residual_sd"]["sd"], shape=2),
-                compute_corr=True,
-            )
-            res_chols.append(chol)
-            res_corr.append(corr[0, 1])
-            res_sd.append(sds)
-        pm.Deterministic("residual_corr", pt.stack(res_corr), dims="arm")
-        pm.Deterministic("residual_sd", pt.stack(res_sd), dims=("arm", "rater"))
-
-        mu = pt.stack(
-            [
-                level[arm_index, r]
-                + change[arm_index, r] * time
-                + u[p_index, 2 * r]
-                + u[p_index, 2 * r + 1] * time
-                + v[t_index, r]
-                for r in range(2)
-            ],
-            axis=1,
+        residual_sd = pm.HalfNormal(
+            "residual_sd", sigma=priors["residual_sd"]["sd"], dims=("arm", "rater")
         )
-        observed = pairs[list(RATERS)].to_numpy()
-        both = ~np.isnan(observed).any(axis=1)
-        for a, arm in enumerate(ARMS):
-            rows = np.flatnonzero(both & (arm_index == a))
-            pm.MvNormal(f"pair_{arm}", mu=mu[rows], chol=res_chols[a], observed=observed[rows])
-            for r, rater in enumerate(RATERS):
-                single = np.flatnonzero(~both & (arm_index == a) & ~np.isnan(observed[:, r]))
-                if single.size:
-                    pm.Normal(
-                        f"single_{rater}_{arm}",
-                        mu=mu[single, r],
-                        sigma=res_sd[a][r],
-                        observed=observed[single, r],
-                    )
+        residual_corr = lkj_correlation("residual_corr", eta, "arm")
+
+        mu = [
+            level[arm_index, r]
+            + change[arm_index, r] * time
+            + levels[r][p_index]
+            + changes[r][p_index] * time
+            + v[t_index, r]
+            for r in range(2)
+        ]
+        mu_patient = mu[0][rows.patient]
+        patient_sd = residual_sd[arm_index[rows.patient], 0]
+        patient_rating = pm.Normal(
+            "patient_rating", mu=mu_patient, sigma=patient_sd, observed=observed[rows.patient, 0]
+        )
+        # The therapist's rating given the patient's residual in the same assessment.
+        arm_t = arm_index[rows.therapist]
+        rho = residual_corr[arm_t] * rows.paired
+        standardised = (patient_rating[rows.partner] - mu_patient[rows.partner]) / patient_sd[
+            rows.partner
+        ]
+        pm.Normal(
+            "therapist_rating",
+            mu=mu[1][rows.therapist] + rho * residual_sd[arm_t, 1] * standardised,
+            sigma=residual_sd[arm_t, 1] * pt.sqrt(1 - rho**2),
+            observed=observed[rows.therapist, 1],
+        )
     return model
 
 
@@ -168,44 +174,34 @@ def agreement_quantities(posterior: xr.Dataset, months: list[int]) -> dict[str, 
     single rating (2 cov / (var_p + var_t + bias^2)), averaged over months; ``loa_low`` and
     ``loa_high``: Bland-Altman 95% limits of agreement of single ratings, averaged over months.
     """
-    corr = posterior["patient_corr"]
-    sd = posterior["patient_sd"]
-    cov = corr * sd * sd.rename(effect="effect_bis")
     time = xr.DataArray(time_code(months, months), dims="month", coords={"month": months})
+    level_sd, change_sd = posterior["patient_level_sd"], posterior["patient_change_sd"]
+    res_sd, ther_sd = posterior["residual_sd"], posterior["therapist_sd"]
 
-    def part(name):
-        return cov.sel(effect=name[0], effect_bis=name[1])
-
-    def rater_var(prefix):
+    def rater_variance(rater: str) -> xr.DataArray:
         return (
-            part((f"{prefix}_level", f"{prefix}_level"))
-            + 2 * time * part((f"{prefix}_level", f"{prefix}_change"))
-            + time**2 * part((f"{prefix}_change", f"{prefix}_change"))
-        ).drop_vars(["effect", "effect_bis"], errors="ignore")
+            level_sd.sel(rater=rater) ** 2
+            + time**2 * change_sd.sel(rater=rater) ** 2
+            + ther_sd.sel(rater=rater) ** 2
+            + res_sd.sel(rater=rater) ** 2
+        )
 
-    cross = (
-        part(("patient_level", "therapist_level"))
-        + time * part(("patient_level", "therapist_change"))
-        + time * part(("patient_change", "therapist_level"))
-        + time**2 * part(("patient_change", "therapist_change"))
-    ).drop_vars(["effect", "effect_bis"], errors="ignore")
-    res_sd = posterior["residual_sd"]
-    ther_sd = posterior["therapist_sd"]
-    var_p = rater_var("patient") + res_sd.sel(rater="patient") ** 2
-    var_p = var_p + ther_sd.sel(rater="patient") ** 2
-    var_t = rater_var("therapist") + res_sd.sel(rater="therapist") ** 2
-    var_t = var_t + ther_sd.sel(rater="therapist") ** 2
-    covariance = cross + posterior["residual_corr"] * res_sd.sel(rater="patient") * res_sd.sel(
-        rater="therapist"
+    def cross(sd: xr.DataArray, corr: xr.DataArray) -> xr.DataArray:
+        return corr * sd.sel(rater="patient") * sd.sel(rater="therapist")
+
+    covariance = (
+        cross(level_sd, posterior["level_corr"])
+        + time**2 * cross(change_sd, posterior["change_corr"])
+        + cross(res_sd, posterior["residual_corr"])
     )
+    var_p, var_t = rater_variance("patient"), rater_variance("therapist")
     means = posterior["level"] + posterior["change"] * time
     bias = means.sel(rater="patient") - means.sel(rater="therapist")
     icc = 2 * covariance / (var_p + var_t + bias**2)
     diff_sd = np.sqrt(var_p + var_t - 2 * covariance)
-    drop = ["rater", "effect", "effect_bis"]
     result = {
-        "rater_correlation": corr.sel(effect="patient_level", effect_bis="therapist_level"),
-        "change_correlation": corr.sel(effect="patient_change", effect_bis="therapist_change"),
+        "rater_correlation": posterior["level_corr"],
+        "change_correlation": posterior["change_corr"],
         "rater_bias": bias.mean("month"),
         "icc_agreement": icc.mean("month"),
         "loa_low": (bias - 1.96 * diff_sd).mean("month"),
@@ -213,7 +209,8 @@ def agreement_quantities(posterior: xr.Dataset, months: list[int]) -> dict[str, 
         "residual_correlation": posterior["residual_corr"],
     }
     return {
-        name: value.drop_vars(drop, errors="ignore").rename(name) for name, value in result.items()
+        name: value.drop_vars("rater", errors="ignore").rename(name)
+        for name, value in result.items()
     }
 
 
@@ -261,34 +258,37 @@ def frequentist_agreement(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_draws: int = 1000):
     """Observed patient-therapist correlation per arm x month against posterior replicates."""
-    complete = pairs.dropna(subset=list(RATERS))
-    rows = []
+    rows = rating_rows(pairs)
+    predictive = idata["posterior_predictive"]
+
+    def draws(name: str) -> np.ndarray:
+        stacked = predictive[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+        values = stacked.to_numpy()
+        return values[:: max(1, len(values) // max_draws)]
+
+    # Replicated pairs, aligned to the therapist ratings that have a patient partner.
+    patient_draws = draws("patient_rating")[:, rows.partner[rows.paired]]
+    therapist_draws = draws("therapist_rating")[:, rows.paired]
+    paired_rows = pairs.iloc[rows.therapist[rows.paired]].reset_index(drop=True)
+    table = []
     tail = (1 - ci_prob) / 2
-    for arm in ARMS:
-        block = complete[complete["arm"] == arm].reset_index(drop=True)
-        replicated = idata["posterior_predictive"][f"pair_{arm}"]
-        draws = replicated.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
-        draws = draws[:: max(1, len(draws) // max_draws)]
-        for month in sorted(block["month"].unique()):
-            cell = (block["month"] == month).to_numpy()
-            x, y = draws[:, cell, 0], draws[:, cell, 1]
-            xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
-            r = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
-            observed = float(
-                np.corrcoef(block.loc[cell, "patient"], block.loc[cell, "therapist"])[0, 1]
-            )
-            rows.append(
-                {
-                    "arm": arm,
-                    "month": int(month),
-                    "observed": observed,
-                    "replicated_mean": float(r.mean()),
-                    "replicated_low": float(np.quantile(r, tail)),
-                    "replicated_high": float(np.quantile(r, 1 - tail)),
-                    "posterior_p": float(np.mean(r >= observed)),
-                }
-            )
-    return pd.DataFrame(rows)
+    for (arm, month), cell in paired_rows.groupby(["arm", "month"], observed=True):
+        x, y = patient_draws[:, cell.index], therapist_draws[:, cell.index]
+        xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+        r = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
+        observed = float(np.corrcoef(cell["patient"], cell["therapist"])[0, 1])
+        table.append(
+            {
+                "arm": arm,
+                "month": int(month),
+                "observed": observed,
+                "replicated_mean": float(r.mean()),
+                "replicated_low": float(np.quantile(r, tail)),
+                "replicated_high": float(np.quantile(r, 1 - tail)),
+                "posterior_p": float(np.mean(r >= observed)),
+            }
+        )
+    return pd.DataFrame(table)
 
 
 TRUTH_AND_BIAS_FORMULA = (

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from alliance.correlation_priors import lkj_cholesky_corr, mvn_logp_from_cholesky
+
 TERMS = {
     "patient": ("age", "sus", "vas_app", "comm_amount", "comm_async_share"),
     "therapist": ("age", "vas_platform", "comm_amount", "comm_async_share"),
@@ -91,18 +93,11 @@ def build_association_model(
     with pm.Model(coords=coords) as model:
         imputed = pm.Normal("imputed", 0, 1, shape=int(missing.sum()))
         filled = pt.set_subtensor(pt.as_tensor(np.nan_to_num(z))[np.nonzero(missing)], imputed)
-        chol, corr, _ = pm.LKJCholeskyCov(
-            "predictor_chol",
-            n=len(terms),
-            eta=priors["lkj_eta"]["eta"],
-            sd_dist=pm.HalfNormal.dist(sigma=1.0, shape=len(terms)),
-            compute_corr=True,
-        )
-        pm.Deterministic("predictor_corr", corr, dims=("term", "term_bis"))
-        pm.Potential(
-            "predictor_model",
-            pm.logp(pm.MvNormal.dist(mu=np.zeros(len(terms)), chol=chol), filled).sum(),
-        )
+        corr_chol = lkj_cholesky_corr("predictor_corr", priors["lkj_eta"]["eta"], len(terms))
+        predictor_sd = pm.HalfNormal("predictor_sd", sigma=1.0, dims="term")
+        chol = predictor_sd[:, None] * corr_chol
+        pm.Deterministic("predictor_corr", corr_chol @ corr_chol.T, dims=("term", "term_bis"))
+        pm.Potential("predictor_model", mvn_logp_from_cholesky(filled, chol, len(terms)))
         intercept = pm.Normal(
             "intercept", mu=priors["intercept"]["mu"], sigma=priors["intercept"]["sigma"]
         )

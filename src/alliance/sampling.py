@@ -35,9 +35,7 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2):
     )
 
 
-def sample_pymc(
-    model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2
-):
+def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2):
     """Sample a PyMC model with the configured sampler (optionally with the log-likelihood).
 
     ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``).
@@ -74,12 +72,12 @@ def load_fit(path):
     return xr.open_datatree(path, engine="h5netcdf").load()
 
 
-def sample_pymc_prior(model, draws: int, seed: int):
-    """Prior and prior predictive draws of a PyMC model."""
+def sample_pymc_prior(model, draws: int, seed: int, var_names=None):
+    """Prior and prior predictive draws of a PyMC model (of ``var_names`` only, if given)."""
     import pymc as pm
 
     with model:
-        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=var_names)
 
 
 def sample_pymc_posterior_predictive(model, idata, seed: int, var_names=None):

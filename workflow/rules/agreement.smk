@@ -64,6 +64,8 @@ rule check_agreement:
         ),
     log:
         "logs/check_agreement.log",
+    benchmark:
+        "logs/benchmarks/check_agreement.tsv"
     conda:
         CONDA_ENV
     script:

@@ -66,6 +66,8 @@ rule summarise_associations:
         ),
     log:
         "logs/summarise_associations.log",
+    benchmark:
+        "logs/benchmarks/summarise_associations.tsv"
     conda:
         CONDA_ENV
     script:

@@ -10,6 +10,8 @@ rule synthetic_twin:
         truth="data/synthetic/true_parameters.json",
     log:
         "logs/synthetic_twin.log",
+    benchmark:
+        "logs/benchmarks/synthetic_twin.tsv"
     conda:
         CONDA_ENV
     params:
@@ -31,6 +33,8 @@ rule clean_data:
         input_summary="data/processed/input_summary.json",
     log:
         "logs/clean_data.log",
+    benchmark:
+        "logs/benchmarks/clean_data.tsv"
     conda:
         CONDA_ENV
     params:
@@ -62,6 +66,8 @@ rule descriptives:
         ),
     log:
         "logs/descriptives.log",
+    benchmark:
+        "logs/benchmarks/descriptives.tsv"
     conda:
         CONDA_ENV
     script:

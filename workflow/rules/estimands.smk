@@ -18,6 +18,8 @@ rule estimands:
         detail="results/tables/estimands_detail.csv",
     log:
         "logs/estimands.log",
+    benchmark:
+        "logs/benchmarks/estimands.tsv"
     conda:
         CONDA_ENV
     script:

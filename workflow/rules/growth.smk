@@ -62,6 +62,8 @@ rule check_growth:
         ),
     log:
         "logs/check_growth/{rater}_{model}.log",
+    benchmark:
+        "logs/benchmarks/check_growth/{rater}_{model}.tsv"
     wildcard_constraints:
         rater="patient|therapist",
     conda:
@@ -99,6 +101,8 @@ rule summarise_growth:
         ),
     log:
         "logs/summarise_growth.log",
+    benchmark:
+        "logs/benchmarks/summarise_growth.tsv"
     conda:
         CONDA_ENV
     script:

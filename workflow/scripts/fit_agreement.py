@@ -41,7 +41,7 @@ predictive = sample_pymc_posterior_predictive(
     model,
     idata,
     derive_seed(seed, "agreement", "ppc"),
-    var_names=["pair_digital", "pair_ptau"],
+    var_names=["patient_rating", "therapist_rating"],
 )
 idata["posterior_predictive"] = predictive["posterior_predictive"]
 idata["prior"] = prior["prior"]

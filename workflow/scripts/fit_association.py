@@ -45,8 +45,10 @@ log.info(
 )
 model = build_association_model(data, scale, rater, config["association"]["priors"], months)
 seed = config["seed"]
+# Only the outcome is needed for the prior predictive check (drawing the predictors' LKJ
+# covariance would cost a slow compile and is not used).
 prior = sample_pymc_prior(
-    model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior")
+    model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior"), var_names=["wai"]
 )
 idata = sample_pymc(model, config["sampling"], derive_seed(seed, job, "fit"), cores=smk.threads)
 idata["posterior_predictive"] = sample_pymc_posterior_predictive(
