@@ -77,6 +77,36 @@ def test_findings_estimates_equal_the_estimand_table(completed_run):
         assert estimate["data-ci-high"] == f"{float(row['ci_high']):.2f}"
 
 
+def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
+    html = (completed_run / "results/report.html").read_text()
+    files = [
+        *sorted((completed_run / "results/growth").glob("*_linear_prior_sensitivity.csv")),
+        completed_run / "results/agreement/prior_sensitivity.csv",
+        *sorted((completed_run / "results/association").glob("*_prior_sensitivity.csv")),
+    ]
+    assert len(files) == 5
+    tables = pd.concat([pd.read_csv(path) for path in files])
+    # The reported quantities of each aim are all there (arm contrasts of both raters, the
+    # agreement quantities per arm, each association coefficient of each rater).
+    assert {"rater_correlation[digital]", "rater_bias[ptau]"} <= set(tables["quantity"])
+    assert (
+        tables["diagnosis"]
+        .isin(
+            [
+                "not sensitive",
+                "potential prior-data conflict",
+                "potential strong prior / weak likelihood",
+            ]
+        )
+        .all()
+    )
+    section = html[html.index('id="sensitivity"') : html.index("Model sensitivity")]
+    assert section.count("<tr") - 1 == len(tables)  # one header row
+    flagged = int((tables["diagnosis"] != "not sensitive").sum())
+    flag = html[html.index('id="sensitivity-flag"') :].split("</p>")[0]
+    assert (f"{flagged} reported quantities" in flag) if flagged else ("No reported" in flag)
+
+
 def test_report_opens_in_a_real_browser(completed_run, tmp_path):
     if CHROMIUM is None:
         if os.environ.get("CI"):

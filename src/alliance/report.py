@@ -171,6 +171,10 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     ):
         detail[column] = pd.to_numeric(detail[column])
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
+    sensitivity = pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]])
+    sensitivity = sensitivity.sort_values(
+        "diagnosis", key=lambda d: d == "not sensitive", kind="stable"
+    ).reset_index(drop=True)
     input_summary = yaml.safe_load(Path(inputs["input_summary"]).read_text())
     months = list(config["instrument"]["months"])
     figures = {name: image_uri(path) for name, path in inputs["figures"].items()}
@@ -186,6 +190,8 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "decision_prob": config["summary"]["decision_prob"],
         "diagnostics": diagnostics,
         "failed_models": diagnostics[diagnostics["failed"] > 0]["model"].tolist(),
+        "prior_sensitivity": sensitivity,
+        "prior_sensitive": sensitivity[sensitivity["diagnosis"] != "not sensitive"],
         "flow": table(inputs["flow"]),
         "alliance_summary": table(inputs["alliance_summary"]),
         "growth_models": config["growth"]["models"],

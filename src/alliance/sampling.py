@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from importlib.util import find_spec
 
@@ -17,13 +18,41 @@ def check_sampler(name: str) -> str:
     return name
 
 
-def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2):
+def announce_sampling(log, sampling: Mapping, cores: int) -> float:
+    """Tell the user what is about to be sampled; returns the start time."""
+    if log is not None:
+        log.info(
+            "compiling, then sampling %d chains x (%d warm-up + %d draws) with %s, %d at a time",
+            sampling["chains"],
+            sampling["tune"],
+            sampling["draws"],
+            sampling["sampler"],
+            max(1, min(sampling["chains"], cores)),
+        )
+    return time.perf_counter()
+
+
+def announce_sampled(log, idata, start: float) -> None:
+    """Tell the user how long compiling and sampling took and how many transitions diverged."""
+    if log is not None:
+        stats = idata["sample_stats"]
+        divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        log.info(
+            "compiled and sampled in %.0f s; %d divergent transitions",
+            time.perf_counter() - start,
+            divergences,
+        )
+
+
+def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None):
     """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO).
 
-    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``).
+    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``); ``log``: a
+    logger told when sampling starts and ends.
     """
     sampler = check_sampler(sampling["sampler"])
-    return model.fit(
+    start = announce_sampling(log, sampling, cores)
+    idata = model.fit(
         draws=sampling["draws"],
         tune=sampling["tune"],
         chains=sampling["chains"],
@@ -33,18 +62,24 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2):
         target_accept=sampling["target_accept"],
         idata_kwargs={"log_likelihood": True},
     )
+    announce_sampled(log, idata, start)
+    return idata
 
 
-def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2):
+def sample_pymc(
+    model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2, log=None
+):
     """Sample a PyMC model with the configured sampler (optionally with the log-likelihood).
 
-    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``).
+    ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``); ``log``: a
+    logger told when sampling starts and ends.
     """
     import pymc as pm
 
     sampler = check_sampler(sampling["sampler"])
+    start = announce_sampling(log, sampling, cores)
     with model:
-        return pm.sample(
+        idata = pm.sample(
             draws=sampling["draws"],
             tune=sampling["tune"],
             chains=sampling["chains"],
@@ -54,6 +89,8 @@ def sample_pymc(model, sampling: Mapping, seed: int, log_likelihood: bool = Fals
             target_accept=sampling["target_accept"],
             idata_kwargs={"log_likelihood": log_likelihood},
         )
+    announce_sampled(log, idata, start)
+    return idata
 
 
 def save_fit(idata, path) -> None:

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +39,7 @@ def tracked_files(project: Path) -> list[str]:
 
 def fresh_workspace(project: Path, root: Path) -> Path:
     """A copy of the tracked files: no compile cache, no data, models, results or logs."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workspace = root / f"full_run_{stamp}"
     for name in tracked_files(project):
         source, target = project / name, workspace / name

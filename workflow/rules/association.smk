@@ -9,6 +9,7 @@ rule fit_association:
         fit="models/association/{rater}.nc",
         estimands="results/association/{rater}_estimands.csv",
         diagnostics="results/association/{rater}_diagnostics.csv",
+        sensitivity="results/association/{rater}_prior_sensitivity.csv",
         missing=report(
             "results/association/{rater}_missing_predictors.csv",
             caption="../../report/captions/association_missing.rst",
@@ -39,6 +40,8 @@ rule fit_association:
         "logs/benchmarks/fit_association/{rater}.tsv"
     wildcard_constraints:
         rater="patient|therapist",
+    # The longest fits start first, so that the short ones fill the gaps at the end.
+    priority: 2
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by

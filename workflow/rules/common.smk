@@ -65,6 +65,11 @@ def report_inputs(wildcards):
             rules.fit_association.output.missing, rater=RATERS
         ),
         "collinearity": expand(rules.fit_association.output.collinearity, rater=RATERS),
+        "prior_sensitivity": [
+            *expand(rules.check_growth.output.sensitivity, rater=RATERS, model=growth),
+            rules.check_agreement.output.sensitivity,
+            *expand(rules.fit_association.output.sensitivity, rater=RATERS),
+        ],
         "diagnostics": [
             *expand(
                 rules.check_growth.output.diagnostics, rater=RATERS, model=GROWTH_MODELS

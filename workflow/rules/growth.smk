@@ -12,6 +12,8 @@ rule fit_growth:
         "logs/benchmarks/fit_growth/{rater}_{model}.tsv"
     wildcard_constraints:
         rater="patient|therapist",
+    # The longest fits start first, so that the short ones fill the gaps at the end.
+    priority: 1
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by
@@ -34,6 +36,7 @@ rule check_growth:
         estimands="results/growth/{rater}_{model}_estimands.csv",
         diagnostics="results/growth/{rater}_{model}_diagnostics.csv",
         ceiling="results/growth/{rater}_{model}_ceiling_check.csv",
+        sensitivity="results/growth/{rater}_{model}_prior_sensitivity.csv",
         ppc=report(
             "results/growth/{rater}_{model}_ppc.png",
             caption="../../report/captions/growth_ppc.rst",

@@ -21,6 +21,7 @@ from alliance.figures import (
 )
 from alliance.posterior_summary import contract_table, summarise_draws
 from alliance.sampling import load_fit
+from alliance.sensitivity import prior_sensitivity
 
 config = smk.config
 summary = config["summary"]
@@ -46,6 +47,13 @@ detail = pd.concat(
 detail.to_csv(smk.output.detail, index=False)
 contract = detail[detail["estimand"].isin(["rater_correlation", "rater_bias", "icc_agreement"])]
 contract_table(contract).to_csv(smk.output.estimands, index=False)
+
+prior_sensitivity(
+    idata,
+    estimands[["rater_correlation", "rater_bias", "icc_agreement", "change_correlation"]],
+    "agreement",
+    config["diagnostics"]["sensitivity_threshold"],
+).to_csv(smk.output.sensitivity, index=False)
 
 diagnostics = convergence_table(idata, detail, "agreement", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)

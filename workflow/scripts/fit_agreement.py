@@ -22,6 +22,7 @@ from alliance.sampling import (
     save_fit,
 )
 from alliance.seeds import derive_seed
+from alliance.sensitivity import add_log_prior
 
 config = smk.config
 months = list(config["instrument"]["months"])
@@ -36,7 +37,15 @@ seed = config["seed"]
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, "agreement", "prior")
 )
-idata = sample_pymc(model, config["sampling"], derive_seed(seed, "agreement", "fit"), cores=smk.threads)
+idata = sample_pymc(
+    model,
+    config["sampling"],
+    derive_seed(seed, "agreement", "fit"),
+    log_likelihood=True,
+    cores=smk.threads,
+    log=log,
+)
+add_log_prior(idata, model)
 predictive = sample_pymc_posterior_predictive(
     model,
     idata,

@@ -29,6 +29,7 @@ from alliance.sampling import (
     save_fit,
 )
 from alliance.seeds import derive_seed
+from alliance.sensitivity import add_log_prior, prior_sensitivity
 
 config = smk.config
 months = list(config["instrument"]["months"])
@@ -50,7 +51,15 @@ seed = config["seed"]
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior"), var_names=["wai"]
 )
-idata = sample_pymc(model, config["sampling"], derive_seed(seed, job, "fit"), cores=smk.threads)
+idata = sample_pymc(
+    model,
+    config["sampling"],
+    derive_seed(seed, job, "fit"),
+    log_likelihood=True,
+    cores=smk.threads,
+    log=log,
+)
+add_log_prior(idata, model)
 idata["posterior_predictive"] = sample_pymc_posterior_predictive(
     model, idata, derive_seed(seed, job, "ppc"), var_names=["wai"]
 )["posterior_predictive"]
@@ -67,6 +76,13 @@ detail = summarise_draws(
 detail["predictor_mean"] = scale.loc[detail["term"], "mean"].to_numpy()
 detail["predictor_sd"] = scale.loc[detail["term"], "sd"].to_numpy()
 detail.to_csv(smk.output.estimands, index=False)
+
+prior_sensitivity(
+    idata,
+    idata["posterior"][["beta"]].to_dataset(),
+    job,
+    config["diagnostics"]["sensitivity_threshold"],
+).to_csv(smk.output.sensitivity, index=False)
 
 diagnostics = convergence_table(idata, detail, job, config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)

@@ -18,6 +18,7 @@ import xarray as xr
 from alliance.growth import build_growth_model, growth_contrasts, growth_data, marginal_means
 from alliance.sampling import fit_bambi, save_fit
 from alliance.seeds import derive_seed
+from alliance.sensitivity import add_log_prior
 
 config = smk.config
 spec = config["growth"]["models"][name]
@@ -29,7 +30,10 @@ prior = model.prior_predictive(
     draws=config["predictive"]["prior_draws"],
     random_seed=derive_seed(config["seed"], job, "prior"),
 )
-idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], job, "fit"), cores=smk.threads)
+idata = fit_bambi(
+    model, config["sampling"], derive_seed(config["seed"], job, "fit"), cores=smk.threads, log=log
+)
+add_log_prior(idata, model.backend.model)
 model.predict(
     idata, kind="response", inplace=True, random_seed=derive_seed(config["seed"], job, "ppc")
 )

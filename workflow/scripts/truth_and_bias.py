@@ -32,7 +32,13 @@ pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
 data = truth_and_bias_data(pairs)
 model = build_truth_and_bias_model(data, config["agreement"]["priors"])
 log.info("fitting the truth-and-bias model on %d complete pairs: %s", len(data), model)
-idata = fit_bambi(model, config["sampling"], derive_seed(config["seed"], "truth_and_bias"), cores=smk.threads)
+idata = fit_bambi(
+    model,
+    config["sampling"],
+    derive_seed(config["seed"], "truth_and_bias"),
+    cores=smk.threads,
+    log=log,
+)
 save_fit(idata, smk.output.fit)
 
 draws = truth_and_bias_draws(idata)
