@@ -79,7 +79,7 @@ detail.to_csv(smk.output.estimands, index=False)
 
 prior_sensitivity(
     idata,
-    idata["posterior"][["beta"]].to_dataset(),
+    idata["posterior"].to_dataset()[["beta"]],
     job,
     config["diagnostics"]["sensitivity_threshold"],
 ).to_csv(smk.output.sensitivity, index=False)
