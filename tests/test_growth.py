@@ -147,3 +147,34 @@ def test_configured_priors_are_the_priors_used(config, twin_files):
     unknown = {**spec, "formula": spec["formula"] + " + (1 | centre)"}
     with pytest.raises(ValueError, match="1\\|centre"):
         build_growth_model(data, unknown, priors)
+
+
+def test_posterior_replicates_match_bambis_response_draws(config, twin_files):
+    """The NumPy replicates have Bambi's predictive moments: mean mu and SD sigma per draw."""
+    import xarray as xr
+
+    from alliance.growth import posterior_replicates
+
+    alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
+        "alliance"
+    ]
+    spec = config["growth"]["models"]["linear"]
+    model = build_growth_model(
+        growth_data(alliance, "patient", config["instrument"]), spec, config["growth"]["priors"]
+    )
+    draws = model.prior_predictive(draws=200, random_seed=2)
+    idata = xr.DataTree.from_dict(
+        {"posterior": draws["prior"].to_dataset(), "observed_data": draws["observed_data"]}
+    )
+    ours = posterior_replicates(model, idata, seed=3)
+    name = list(ours.data_vars)[0]
+    assert name == list(idata["observed_data"].data_vars)[0]
+    theirs = model.predict(idata, kind="response", inplace=False, random_seed=4)
+    theirs = theirs["posterior_predictive"][name]
+    mu = model.predict(idata, kind="response_params", inplace=False)["posterior"]["mu"]
+    sigma = idata["posterior"]["sigma"]
+    for replicated in (ours[name], theirs):
+        assert replicated.shape == mu.shape
+        standardized = ((replicated - mu) / sigma).values.ravel()
+        # about 77,000 standard-normal values: mean within 0.02, SD within 0.02 of 1
+        assert abs(standardized.mean()) < 0.02 and abs(standardized.std() - 1) < 0.02

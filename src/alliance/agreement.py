@@ -165,6 +165,20 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
     return model
 
 
+#: The parameters :func:`agreement_quantities` reads (all a prior check needs to draw).
+QUANTITY_PARAMETERS = (
+    "level",
+    "change",
+    "patient_level_sd",
+    "patient_change_sd",
+    "level_corr",
+    "change_corr",
+    "therapist_sd",
+    "residual_sd",
+    "residual_corr",
+)
+
+
 def agreement_quantities(posterior: xr.Dataset, months: list[int]) -> dict[str, xr.DataArray]:
     """Per-arm agreement quantities from posterior (or prior) draws.
 

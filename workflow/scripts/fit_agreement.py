@@ -14,7 +14,12 @@ log = job_logger(smk.log[0], "fit_agreement")
 import pandas as pd
 import xarray as xr
 
-from alliance.agreement import agreement_data, agreement_quantities, build_agreement_model
+from alliance.agreement import (
+    QUANTITY_PARAMETERS,
+    agreement_data,
+    agreement_quantities,
+    build_agreement_model,
+)
 from alliance.sampling import (
     sample_pymc,
     sample_pymc_posterior_predictive,
@@ -34,8 +39,12 @@ log.info(
     int(pairs[["patient", "therapist"]].notna().all(axis=1).sum()),
 )
 seed = config["seed"]
+# The prior check shows the agreement quantities the priors imply: only their parameters are drawn.
 prior = sample_pymc_prior(
-    model, config["predictive"]["prior_draws"], derive_seed(seed, "agreement", "prior")
+    model,
+    config["predictive"]["prior_draws"],
+    derive_seed(seed, "agreement", "prior"),
+    var_names=list(QUANTITY_PARAMETERS),
 )
 idata = sample_pymc(
     model,

@@ -15,7 +15,13 @@ log = job_logger(smk.log[0], job)
 import pandas as pd
 import xarray as xr
 
-from alliance.growth import build_growth_model, growth_contrasts, growth_data, marginal_means
+from alliance.growth import (
+    build_growth_model,
+    growth_contrasts,
+    growth_data,
+    marginal_means,
+    posterior_replicates,
+)
 from alliance.sampling import fit_bambi, save_fit
 from alliance.seeds import derive_seed
 from alliance.sensitivity import add_log_prior
@@ -34,8 +40,8 @@ idata = fit_bambi(
     model, config["sampling"], derive_seed(config["seed"], job, "fit"), cores=smk.threads, log=log
 )
 add_log_prior(idata, model.backend.model)
-model.predict(
-    idata, kind="response", inplace=True, random_seed=derive_seed(config["seed"], job, "ppc")
+idata["posterior_predictive"] = posterior_replicates(
+    model, idata, derive_seed(config["seed"], job, "ppc")
 )
 contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
 idata["prior"] = prior["prior"]
