@@ -104,7 +104,8 @@ def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
     assert section.count("<tr") - 1 == len(tables)  # one header row
     flagged = int((tables["diagnosis"] != "not sensitive").sum())
     flag = html[html.index('id="sensitivity-flag"') :].split("</p>")[0]
-    assert (f"{flagged} reported quantities" in flag) if flagged else ("No reported" in flag)
+    expected = f"flagged for {flagged} of {len(tables)} reported" if flagged else "No reported"
+    assert expected in flag
 
 
 def test_report_opens_in_a_real_browser(completed_run, tmp_path):

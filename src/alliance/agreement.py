@@ -119,9 +119,9 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
             sd = pm.HalfNormal(f"patient_{kind}_sd", sigma=sd_prior, dims=("arm", "rater"))
             corr = lkj_correlation(f"{kind}_corr", eta, "arm")
             z = pm.Normal(f"patient_{kind}_z", 0, 1, dims=("patient", "rater"))
-            rho, scale = corr[patient_arm], sd[patient_arm]
-            first = scale[:, 0] * z[:, 0]
-            second = scale[:, 1] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
+            rho = corr[patient_arm]
+            first = sd[:, 0][patient_arm] * z[:, 0]
+            second = sd[:, 1][patient_arm] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
             return first, second
 
         levels = patient_effects("level", priors["patient_level_sd"]["sd"])
@@ -137,16 +137,18 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         )
         residual_corr = lkj_correlation("residual_corr", eta, "arm")
 
+        # Indexing is one-dimensional throughout (a column, then rows): two-dimensional integer
+        # indexing compiles and differentiates far more slowly in the numba backend.
         mu = [
-            level[arm_index, r]
-            + change[arm_index, r] * time
+            level[:, r][arm_index]
+            + change[:, r][arm_index] * time
             + levels[r][p_index]
             + changes[r][p_index] * time
-            + v[t_index, r]
+            + v[:, r][t_index]
             for r in range(2)
         ]
         mu_patient = mu[0][rows.patient]
-        patient_sd = residual_sd[arm_index[rows.patient], 0]
+        patient_sd = residual_sd[:, 0][arm_index[rows.patient]]
         patient_rating = pm.Normal(
             "patient_rating", mu=mu_patient, sigma=patient_sd, observed=observed[rows.patient, 0]
         )
@@ -158,8 +160,8 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         ]
         pm.Normal(
             "therapist_rating",
-            mu=mu[1][rows.therapist] + rho * residual_sd[arm_t, 1] * standardised,
-            sigma=residual_sd[arm_t, 1] * pt.sqrt(1 - rho**2),
+            mu=mu[1][rows.therapist] + rho * residual_sd[:, 1][arm_t] * standardised,
+            sigma=residual_sd[:, 1][arm_t] * pt.sqrt(1 - rho**2),
             observed=observed[rows.therapist, 1],
         )
     return model

@@ -92,7 +92,12 @@ def build_association_model(
     coords = {"term": terms, "term_bis": terms, "month": months, "patient": list(patients)}
     with pm.Model(coords=coords) as model:
         imputed = pm.Normal("imputed", 0, 1, shape=int(missing.sum()))
-        filled = pt.set_subtensor(pt.as_tensor(np.nan_to_num(z))[np.nonzero(missing)], imputed)
+        # Imputed values fill the missing cells (through the flat index: one-dimensional integer
+        # indexing compiles far faster in the numba backend than two-dimensional).
+        flat = pt.set_subtensor(
+            pt.as_tensor(np.nan_to_num(z).ravel())[np.flatnonzero(missing)], imputed
+        )
+        filled = flat.reshape(z.shape)
         corr_chol = lkj_cholesky_corr("predictor_corr", priors["lkj_eta"]["eta"], len(terms))
         predictor_sd = pm.HalfNormal("predictor_sd", sigma=1.0, dims="term")
         chol = predictor_sd[:, None] * corr_chol

@@ -61,6 +61,8 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None):
         random_seed=seed,
         target_accept=sampling["target_accept"],
         idata_kwargs={"log_likelihood": True},
+        # The workflow's own convergence checks (alliance.diagnostics) judge every fit.
+        compute_convergence_checks=False,
     )
     announce_sampled(log, idata, start)
     return idata
@@ -88,6 +90,8 @@ def sample_pymc(
             random_seed=seed,
             target_accept=sampling["target_accept"],
             idata_kwargs={"log_likelihood": log_likelihood},
+            # The workflow's own convergence checks (alliance.diagnostics) judge every fit.
+            compute_convergence_checks=False,
         )
     announce_sampled(log, idata, start)
     return idata
