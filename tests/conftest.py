@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from alliance.runtime import isolate_caches
 from alliance.settings import PROJECT_DIR, load_config
-from alliance.twin import generate_twin, write_input_files
+
+# Before any test module imports pytensor: its caches (and numba's, matplotlib's, temporary
+# files) go to the project's .cache/, not the home directory.
+isolate_caches(PROJECT_DIR, "tests")
+
+from alliance.twin import generate_twin, write_input_files  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +79,19 @@ def run_snakemake(workspace: Path, *arguments: str, timeout: int = 3000):
         str(PROJECT_DIR / "tests" / "fixtures" / "ci_config.yaml"),
         *arguments,
     ]
+    # Each job sets its own C compile directory inside the workspace; the numba kernel cache
+    # (base_compiledir) stays the project's, shared, so test runs reuse compiled kernels.
+    env = dict(os.environ)
+    flags = re.sub(r"(^|,)compiledir=[^,]*", "", env.get("PYTENSOR_FLAGS", ""))
+    env["PYTENSOR_FLAGS"] = flags.strip(",")
     return subprocess.run(
-        command, cwd=workspace, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -18,17 +18,11 @@ from alliance.agreement import (
 from alliance.analysis_tables import build_analysis_tables
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.runtime import isolate_caches
 from alliance.sampling import sample_pymc
-from alliance.settings import PROJECT_DIR, load_config
+from alliance.settings import load_config
 from alliance.twin import concordance, generate_twin, write_input_files
 
 REDUCED = {"chains": 2, "draws": 400, "tune": 400}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache():
-    isolate_caches(PROJECT_DIR, "tests_agreement")
 
 
 def test_pairs_keep_single_ratings(config, twin_files):

@@ -14,18 +14,12 @@ from alliance.associations import (
 )
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.runtime import isolate_caches
 from alliance.sampling import sample_pymc
-from alliance.settings import PROJECT_DIR, load_config
+from alliance.settings import load_config
 from alliance.twin import generate_twin, write_input_files
 
 REDUCED = {"chains": 2, "draws": 400, "tune": 400}
 POSITIVE = {"patient": {"sus", "vas_app"}, "therapist": {"vas_platform"}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache():
-    isolate_caches(PROJECT_DIR, "tests_associations")
 
 
 def tables_for(config, seed, folder):

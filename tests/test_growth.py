@@ -18,9 +18,8 @@ from alliance.growth import (
 )
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.runtime import isolate_caches
 from alliance.sampling import fit_bambi
-from alliance.settings import PROJECT_DIR, load_config
+from alliance.settings import load_config
 from alliance.twin import generate_twin, write_input_files
 
 REDUCED = {"chains": 2, "draws": 500, "tune": 500}
@@ -87,11 +86,6 @@ def fit_contrasts(config, alliance, rater):
         for name in ("arm_difference", "change_difference")
     ]
     return pd.concat(tables, ignore_index=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache():
-    isolate_caches(PROJECT_DIR, "tests_growth")
 
 
 @pytest.mark.slow

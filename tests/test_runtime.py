@@ -50,3 +50,13 @@ def test_compile_caches_and_temporary_files_are_inside_the_project(tmp_path):
     assert paths["numba_cache"] == str(cache / "pytensor" / "numba")
     assert paths["tempdir"] == str(cache / "tmp")
     assert not any(home.iterdir()), "nothing may be written to the user's home"
+
+
+def test_the_test_session_compiles_inside_the_project():
+    import pytensor
+
+    from alliance.settings import PROJECT_DIR
+
+    cache = (PROJECT_DIR / ".cache").resolve()
+    assert Path(pytensor.config.base_compiledir).resolve().is_relative_to(cache)
+    assert Path(pytensor.config.compiledir).resolve().is_relative_to(cache)
