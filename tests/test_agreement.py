@@ -239,3 +239,14 @@ def test_posterior_predictive_replicates_both_ratings_jointly():
     assert single.std() == pytest.approx(0.5, abs=0.2) and single.mean() == pytest.approx(
         5, abs=0.3
     )
+
+
+def test_agreement_draws_are_a_multiple_of_the_global_draws():
+    from alliance.agreement import agreement_sampling
+
+    config = load_config({"sampling": {"draws": 150}, "agreement": {"draws_multiplier": 1.5}})
+    sampling = agreement_sampling(config)
+    assert sampling["draws"] == 225 and config["sampling"]["draws"] == 150
+    assert {k: v for k, v in sampling.items() if k != "draws"} == {
+        k: v for k, v in config["sampling"].items() if k != "draws"
+    }

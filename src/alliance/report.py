@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from alliance.agreement import agreement_sampling
 from alliance.findings import findings_table
 from alliance.posterior_summary import percent
 from alliance.settings import plain
@@ -217,6 +218,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "config_yaml": yaml.safe_dump(plain(config), sort_keys=False, width=100),
         "commit": git_commit(project_dir),
         "sampling": config["sampling"],
+        "agreement_draws": agreement_sampling(config)["draws"],
         "thresholds": config["diagnostics"],
     }
 

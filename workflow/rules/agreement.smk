@@ -21,6 +21,7 @@ rule fit_agreement:
         # Listed so that changing any of them reruns the fit.
         priors=config["agreement"]["priors"],
         sampling=config["sampling"],
+        draws_multiplier=config["agreement"]["draws_multiplier"],
         seed=config["seed"],
     script:
         "../scripts/fit_agreement.py"

@@ -18,6 +18,7 @@ from alliance.agreement import (
     QUANTITY_PARAMETERS,
     agreement_data,
     agreement_quantities,
+    agreement_sampling,
     build_agreement_model,
 )
 from alliance.sampling import (
@@ -48,7 +49,7 @@ prior = sample_pymc_prior(
 )
 idata = sample_pymc(
     model,
-    config["sampling"],
+    agreement_sampling(config),
     derive_seed(seed, "agreement", "fit"),
     log_likelihood=True,
     cores=smk.threads,
