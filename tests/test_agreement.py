@@ -9,6 +9,7 @@ import xarray as xr
 
 from alliance.agreement import (
     ARMS,
+    QUANTITY_PARAMETERS,
     agreement_data,
     agreement_quantities,
     build_agreement_model,
@@ -62,6 +63,8 @@ def test_quantities_from_known_covariances():
             "change": arr(np.zeros((2, 2)), ("arm", "rater")),
         }
     ).assign_coords(arm=["digital", "ptau"], rater=["patient", "therapist"])
+    # These parameters are all the quantities need (the prior check draws only them).
+    assert set(posterior.data_vars) == set(QUANTITY_PARAMETERS)
     q = agreement_quantities(posterior, [3, 6, 12])
     assert q["rater_correlation"].sel(arm="digital").item() == pytest.approx(0.5)
     assert q["rater_bias"].sel(arm="digital").item() == pytest.approx(1.0)
