@@ -19,7 +19,7 @@ from alliance.agreement import (
 from alliance.analysis_tables import build_analysis_tables
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.sampling import sample_pymc
+from alliance.sampling import posterior_predictive, sample_pymc
 from alliance.settings import load_config
 from alliance.twin import concordance, generate_twin, write_input_files
 
@@ -188,8 +188,6 @@ def test_truth_and_bias_model_recovers_known_bias_and_tracking():
 def test_posterior_predictive_replicates_both_ratings_jointly():
     """Replicated pairs carry the residual correlation (the therapist's rating is drawn given the
     replicated patient rating, not the observed one); single ratings are replicated as well."""
-    import pymc as pm
-
     n = 400
     pairs = pd.DataFrame(
         {
@@ -228,13 +226,9 @@ def test_posterior_predictive_replicates_both_ratings_jointly():
         },
         coords={name: list(values) for name, values in model.coords.items()},
     )
-    with model:
-        replicated = pm.sample_posterior_predictive(
-            posterior,
-            var_names=["patient_rating", "therapist_rating"],
-            random_seed=3,
-            progressbar=False,
-        )["posterior_predictive"]
+    replicated = posterior_predictive(
+        model, posterior, seed=3, var_names=["patient_rating", "therapist_rating"]
+    )
     patient = replicated["patient_rating"].values[0, 0][rows.partner[rows.paired]]
     therapist = replicated["therapist_rating"].values[0, 0][rows.paired]
     arm = pairs["arm"].to_numpy()[rows.therapist[rows.paired]]

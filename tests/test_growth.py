@@ -18,7 +18,7 @@ from alliance.growth import (
 )
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.sampling import fit_bambi
+from alliance.sampling import add_bambi_draws, fit_bambi
 from alliance.settings import load_config
 from alliance.twin import generate_twin, write_input_files
 
@@ -143,32 +143,67 @@ def test_configured_priors_are_the_priors_used(config, twin_files):
         build_growth_model(data, unknown, priors)
 
 
-def test_posterior_replicates_match_bambis_response_draws(config, twin_files):
-    """The NumPy replicates have Bambi's predictive moments: mean mu and SD sigma per draw."""
+@pytest.mark.parametrize("name", ["linear", "linear_censored"])
+def test_log_likelihood_and_replicates_of_a_bambi_fit(name, config, twin_files):
+    """From draws with known values (prior draws standing in for a posterior): the log-likelihood
+    is the normal density of each total around Bambi's own mu (the survival function at the
+    ceiling for a censored total), and replicates are Normal(mu, sigma) per draw."""
+    import pymc as pm
     import xarray as xr
-
-    from alliance.growth import posterior_replicates
+    from scipy import stats
 
     alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
         "alliance"
     ]
-    spec = config["growth"]["models"]["linear"]
-    model = build_growth_model(
-        growth_data(alliance, "patient", config["instrument"]), spec, config["growth"]["priors"]
+    data = growth_data(alliance, "patient", config["instrument"])
+    spec = config["growth"]["models"][name]
+    model = build_growth_model(data, spec, config["growth"]["priors"])
+    draws = model.prior_predictive(draws=200, random_seed=2, omit_offsets=False)
+    posterior = draws["prior"].to_dataset()
+    idata = add_bambi_draws(
+        model,
+        xr.DataTree.from_dict(
+            {"posterior": posterior, "observed_data": draws["observed_data"].to_dataset()}
+        ),
+        predictive_seed=3,
     )
-    draws = model.prior_predictive(draws=200, random_seed=2)
-    idata = xr.DataTree.from_dict(
-        {"posterior": draws["prior"].to_dataset(), "observed_data": draws["observed_data"]}
+    assert not [n for n in idata["posterior"].data_vars if n.endswith("_offset")]
+    mu = model.predict(idata, kind="response_params", inplace=False)["posterior"]["mu"].values
+    sigma = idata["posterior"]["sigma"].values[..., None]
+    y = data["wai_total"].to_numpy()
+    expected = stats.norm.logpdf(y, mu, sigma)
+    if name == "linear_censored":
+        at_ceiling = (data["ceiling"] == "right").to_numpy()
+        assert at_ceiling.sum() >= 10  # the censored branch is exercised
+        expected[..., at_ceiling] = stats.norm.logsf(y[at_ceiling], mu[..., at_ceiling], sigma)
+    (log_lik,) = idata["log_likelihood"].data_vars.values()
+    # (Bambi computes mu along another path: equal to about 1e-7, relative.)
+    np.testing.assert_allclose(log_lik.values, expected, rtol=1e-6, atol=1e-12)
+    with model.backend.model:
+        reference = pm.compute_log_likelihood(
+            xr.DataTree.from_dict({"posterior": posterior}), progressbar=False
+        )["log_likelihood"]
+    np.testing.assert_allclose(
+        log_lik.values, reference[log_lik.name].values, rtol=1e-9, atol=1e-12
     )
-    ours = posterior_replicates(model, idata, seed=3)
-    name = list(ours.data_vars)[0]
-    assert name == list(idata["observed_data"].data_vars)[0]
-    theirs = model.predict(idata, kind="response", inplace=False, random_seed=4)
-    theirs = theirs["posterior_predictive"][name]
-    mu = model.predict(idata, kind="response_params", inplace=False)["posterior"]["mu"]
-    sigma = idata["posterior"]["sigma"]
-    for replicated in (ours[name], theirs):
-        assert replicated.shape == mu.shape
-        standardized = ((replicated - mu) / sigma).values.ravel()
-        # about 77,000 standard-normal values: mean within 0.02, SD within 0.02 of 1
+
+    (replicated,) = idata["posterior_predictive"].data_vars.values()
+    assert replicated.name == list(idata["observed_data"].data_vars)[0]
+    standardized = ((replicated.values - mu) / sigma).ravel()
+    if name == "linear":  # about 77,000 standard-normal values: mean and SD within 0.02
         assert abs(standardized.mean()) < 0.02 and abs(standardized.std() - 1) < 0.02
+    capped = np.minimum(replicated.values, config["instrument"]["response_max"])
+    assert (capped <= 7).all() and (capped == 7).mean() > 0.05
+
+
+def test_a_centred_bambi_model_is_refused(config, twin_files):
+    """Bambi reports a centred model's intercept shifted back, which the model graph cannot use."""
+    import bambi as bmb
+
+    alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
+        "alliance"
+    ]
+    data = growth_data(alliance, "patient", config["instrument"])
+    model = bmb.Model("wai_total ~ time", data)
+    with pytest.raises(ValueError, match="center_predictors=False"):
+        fit_bambi(model, config["sampling"], seed=1)

@@ -352,6 +352,8 @@ def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
             ),
         },
         categorical=["arm"],
+        # No intercept to centre; stated because alliance.sampling.fit_bambi requires it.
+        center_predictors=False,
     )
     model.build()
     return model

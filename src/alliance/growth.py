@@ -81,6 +81,11 @@ def build_growth_model(data: pd.DataFrame, spec: Mapping, priors: Mapping):
         family="gaussian",
         priors=bambi_priors(priors),
         categorical=["arm"],
+        # Uncentred predictors: the intercept prior is then the prior of the digital arm's mean
+        # at month 3, as configured (centred, it would be the prior of the mean at the average
+        # arm and time), and the posterior holds the sampled values, which
+        # alliance.sampling.fit_bambi needs.
+        center_predictors=False,
     )
     unpriored = set(group_terms(model)) - set(priors["group_sd"])
     if unpriored:
@@ -167,22 +172,6 @@ def growth_contrasts(means: xr.DataArray) -> dict[str, xr.DataArray]:
         "arm_difference": difference.rename("arm_difference"),
         "change_difference": change.drop_vars("month", errors="ignore").rename("change_difference"),
     }
-
-
-def posterior_replicates(model, idata, seed: int) -> xr.Dataset:
-    """Posterior predictive draws of the observed totals, Normal(mu, sigma) per draw.
-
-    ``mu`` (the linear predictor of every observation, group effects included) comes from Bambi
-    without compiling anything; the normal draws are made with NumPy. For the censored model
-    these are the uncensored draws (:func:`replicate_scores` caps them), as Bambi's own
-    ``predict(kind="response")`` returns, at a fraction of its cost.
-    """
-    params = model.predict(idata, kind="response_params", inplace=False)["posterior"]
-    mu, sigma = params["mu"], idata["posterior"]["sigma"]
-    noise = np.random.default_rng(seed).standard_normal(mu.shape)
-    replicated = mu + sigma * xr.DataArray(noise, dims=mu.dims, coords=mu.coords)
-    name = list(idata["observed_data"].data_vars)[0]
-    return xr.Dataset({name: replicated.transpose("chain", "draw", ...)})
 
 
 def ceiling_statistic(values: np.ndarray, upper: float) -> np.ndarray:

@@ -1,12 +1,26 @@
-"""MCMC for every model: one place that maps the config's sampler choice to the samplers."""
+"""MCMC for every model: one place that maps the config's sampler choice to the samplers.
+
+Also the draws made after sampling (prior and posterior predictive, log-likelihood). These are
+evaluated over all draws at once in PyTensor's Python mode (``NO_COMPILE``): compiling them into
+numba, the default backend, takes longer than computing them with NumPy, and PyMC's own functions
+loop over the draws one at a time.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from importlib.util import find_spec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+
+#: PyTensor mode of functions that run once or a few hundred times: no compilation (Python
+#: implementations of the operations on NumPy arrays, no graph rewrites beyond the basic ones).
+NO_COMPILE = "FAST_COMPILE"
 
 
 def check_sampler(name: str) -> str:
@@ -44,12 +58,17 @@ def announce_sampled(log, idata, start: float) -> None:
         )
 
 
-def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None):
-    """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO).
+def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None, predictive_seed=None):
+    """Sample a Bambi model; the result carries the pointwise log-likelihood (for LOO) and, with
+    ``predictive_seed``, posterior predictive draws of the response.
 
     ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``); ``log``: a
-    logger told when sampling starts and ends.
+    logger told when sampling starts and ends. The model must be built with
+    ``center_predictors=False``: Bambi reports a centred model's intercept shifted back, not as
+    sampled, and the log-likelihood and replicates are computed from the sampled values.
     """
+    if model.center_predictors:
+        raise ValueError("build Bambi models with center_predictors=False to fit them here")
     sampler = check_sampler(sampling["sampler"])
     start = announce_sampling(log, sampling, cores)
     idata = model.fit(
@@ -60,11 +79,29 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None):
         inference_method=sampler,
         random_seed=seed,
         target_accept=sampling["target_accept"],
-        idata_kwargs={"log_likelihood": True},
+        # The offsets of the non-centred group effects are needed for the log-likelihood.
+        omit_offsets=False,
         # The workflow's own convergence checks (alliance.diagnostics) judge every fit.
         compute_convergence_checks=False,
     )
     announce_sampled(log, idata, start)
+    return add_bambi_draws(model, idata, predictive_seed)
+
+
+def add_bambi_draws(model, idata, predictive_seed=None):
+    """The log-likelihood and (with ``predictive_seed``) the response's posterior predictive draws
+    of a Bambi fit whose posterior holds the offsets; the offsets are dropped afterwards."""
+    backend = model.backend.model
+    posterior = idata["posterior"].to_dataset()
+    idata["log_likelihood"] = pointwise_log_likelihood(backend, posterior)
+    if predictive_seed is not None:
+        (response,) = backend.observed_RVs
+        (observed_name,) = idata["observed_data"].data_vars
+        replicated = posterior_predictive(backend, posterior, predictive_seed, [response.name])
+        idata["posterior_predictive"] = replicated.rename({response.name: observed_name})
+    # The offsets are the standard-normal draws behind the group effects, which Bambi reports.
+    offsets = [name for name in posterior.data_vars if name.endswith("_offset")]
+    idata["posterior"] = posterior.drop_vars(offsets)
     return idata
 
 
@@ -89,11 +126,12 @@ def sample_pymc(
             nuts_sampler=sampler,
             random_seed=seed,
             target_accept=sampling["target_accept"],
-            idata_kwargs={"log_likelihood": log_likelihood},
             # The workflow's own convergence checks (alliance.diagnostics) judge every fit.
             compute_convergence_checks=False,
         )
     announce_sampled(log, idata, start)
+    if log_likelihood:
+        idata["log_likelihood"] = pointwise_log_likelihood(model, idata["posterior"].to_dataset())
     return idata
 
 
@@ -118,14 +156,111 @@ def sample_pymc_prior(model, draws: int, seed: int, var_names=None):
     import pymc as pm
 
     with model:
-        return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=var_names)
-
-
-def sample_pymc_posterior_predictive(model, idata, seed: int, var_names=None):
-    """Posterior predictive draws of a PyMC model's observed variables."""
-    import pymc as pm
-
-    with model:
-        return pm.sample_posterior_predictive(
-            idata, var_names=var_names, random_seed=seed, progressbar=False
+        return pm.sample_prior_predictive(
+            draws=draws,
+            random_seed=seed,
+            var_names=var_names,
+            compile_kwargs={"mode": NO_COMPILE},
         )
+
+
+def sample_bambi_prior(model, draws: int, seed: int):
+    """Prior and prior predictive draws of a Bambi model."""
+    import pytensor
+
+    with pytensor.config.change_flags(mode=NO_COMPILE):
+        return model.prior_predictive(draws=draws, random_seed=seed)
+
+
+def _draw_dims(model, name: str, ndim: int) -> tuple[str, ...]:
+    """The dimension names PyMC gives the draws of a model variable."""
+    dims = model.named_vars_to_dims.get(name) or (None,) * ndim
+    return tuple(dim or f"{name}_dim_{axis}" for axis, dim in enumerate(dims))
+
+
+def _as_draws(model, posterior, arrays: dict) -> xr.Dataset:
+    """Arrays with one leading sample axis (chain x draw) as a dataset like PyMC's groups."""
+    import xarray as xr
+
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    variables = {
+        name: (
+            ("chain", "draw", *_draw_dims(model, name, values.ndim - 1)),
+            values.reshape(shape + values.shape[1:]),
+        )
+        for name, values in arrays.items()
+    }
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+    model_coords = {name: list(values) for name, values in model.coords.items()}
+    dataset = xr.Dataset(variables, coords=coords)
+    return dataset.assign_coords(
+        {dim: model_coords[dim] for dim in dataset.dims if dim in model_coords}
+    )
+
+
+def _evaluate_over_draws(outputs, inputs, posterior, seed: int | None = None) -> list:
+    """``outputs`` at every draw of ``posterior`` at once, one leading sample axis (chain x draw).
+
+    ``inputs``: graph variables, each replaced by the draws of the posterior variable of its name.
+    Random variables left in the graph are drawn once per draw, seeded by ``seed``.
+    """
+    import numpy as np
+    import pytensor.tensor as pt
+    from pymc.pytensorf import compile as compile_function
+    from pytensor.graph.replace import vectorize_graph
+
+    batched = {
+        # (Unnamed: pt.tensor would misread Bambi names such as "1|patient_id_sigma" as dtypes.)
+        variable: pt.TensorType(variable.dtype, shape=(None, *variable.type.shape))()
+        for variable in inputs
+    }
+    function = compile_function(
+        list(batched.values()),
+        vectorize_graph(outputs, replace=batched),
+        random_seed=seed,
+        mode=NO_COMPILE,
+        on_unused_input="ignore",
+    )
+    stacked = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    results = function(
+        *[stacked[variable.name].values.astype(variable.dtype) for variable in inputs]
+    )
+    # An output that depends on no input (e.g. a density given only data) is the same every draw.
+    samples = stacked.sizes["sample"]
+    return [
+        result if result.ndim > output.ndim else np.broadcast_to(result, (samples, *result.shape))
+        for output, result in zip(outputs, results, strict=True)
+    ]
+
+
+def pointwise_log_likelihood(model, posterior) -> xr.Dataset:
+    """Log density of every observation at every posterior draw (for LOO and power-scaling).
+
+    The same numbers as ``pm.compute_log_likelihood``, computed over all draws at once.
+    ``posterior`` holds every free variable (constrained values), dims ``chain`` and ``draw``.
+    """
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(model)
+    # The value variables carry the names of their (untransformed) random variables.
+    values = [plain.rvs_to_values[rv] for rv in plain.free_RVs]
+    observed = list(plain.observed_RVs)
+    densities = _evaluate_over_draws(plain.logp(vars=observed, sum=False), values, posterior)
+    return _as_draws(
+        model,
+        posterior,
+        {rv.name: density for rv, density in zip(observed, densities, strict=True)},
+    )
+
+
+def posterior_predictive(model, posterior, seed: int, var_names) -> xr.Dataset:
+    """Posterior predictive draws of observed variables ``var_names``, one per posterior draw.
+
+    Every variable is drawn from one joint graph, so an observed variable that depends on another
+    (a conditional likelihood) is drawn given the other's replicate, as
+    ``pm.sample_posterior_predictive`` does.
+    """
+    draws = _evaluate_over_draws(
+        [model[name] for name in var_names], list(model.free_RVs), posterior, seed
+    )
+    return _as_draws(model, posterior, dict(zip(var_names, draws, strict=True)))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from alliance.sampling import NO_COMPILE
+
 #: Free variables that are not configured priors (see the module docstring).
 NOT_PRIORS_SUFFIXES = ("_offset", "_z")
 NOT_PRIORS = ("imputed",)
@@ -50,7 +52,8 @@ def add_log_prior(idata, model) -> None:
         value = pt.tensor(name="draws", dtype=model[name].dtype, shape=(None,) * draws.ndim)
         inputs.append(value)
         outputs.append(pm.logp(model[name], value))
-    densities = pytensor.function(inputs, outputs)(*[posterior[name].values for name in names])
+    function = pytensor.function(inputs, outputs, mode=NO_COMPILE)
+    densities = function(*[posterior[name].values for name in names])
     idata["log_prior"] = xr.Dataset(
         {
             name: (posterior[name].dims, density)

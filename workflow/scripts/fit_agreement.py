@@ -22,8 +22,8 @@ from alliance.agreement import (
     build_agreement_model,
 )
 from alliance.sampling import (
+    posterior_predictive,
     sample_pymc,
-    sample_pymc_posterior_predictive,
     sample_pymc_prior,
     save_fit,
 )
@@ -56,13 +56,12 @@ idata = sample_pymc(
     log=log,
 )
 add_log_prior(idata, model)
-predictive = sample_pymc_posterior_predictive(
+idata["posterior_predictive"] = posterior_predictive(
     model,
-    idata,
+    idata["posterior"].to_dataset(),
     derive_seed(seed, "agreement", "ppc"),
     var_names=["patient_rating", "therapist_rating"],
 )
-idata["posterior_predictive"] = predictive["posterior_predictive"]
 idata["prior"] = prior["prior"]
 idata["estimands"] = xr.Dataset(agreement_quantities(idata["posterior"].to_dataset(), months))
 prior_draws = prior["prior"].to_dataset()

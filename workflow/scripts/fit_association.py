@@ -23,8 +23,8 @@ from alliance.diagnostics import announce, convergence_table
 from alliance.figures import ppc_density_figure, prior_predictive_figure
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import (
+    posterior_predictive,
     sample_pymc,
-    sample_pymc_posterior_predictive,
     sample_pymc_prior,
     save_fit,
 )
@@ -60,9 +60,9 @@ idata = sample_pymc(
     log=log,
 )
 add_log_prior(idata, model)
-idata["posterior_predictive"] = sample_pymc_posterior_predictive(
-    model, idata, derive_seed(seed, job, "ppc"), var_names=["wai"]
-)["posterior_predictive"]
+idata["posterior_predictive"] = posterior_predictive(
+    model, idata["posterior"].to_dataset(), derive_seed(seed, job, "ppc"), var_names=["wai"]
+)
 idata["prior_predictive"] = prior["prior_predictive"]
 save_fit(idata, smk.output.fit)
 

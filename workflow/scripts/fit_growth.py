@@ -20,9 +20,8 @@ from alliance.growth import (
     growth_contrasts,
     growth_data,
     marginal_means,
-    posterior_replicates,
 )
-from alliance.sampling import fit_bambi, save_fit
+from alliance.sampling import fit_bambi, sample_bambi_prior, save_fit
 from alliance.seeds import derive_seed
 from alliance.sensitivity import add_log_prior
 
@@ -32,17 +31,18 @@ data = growth_data(pd.read_csv(smk.input.alliance), rater, config["instrument"])
 model = build_growth_model(data, spec, config["growth"]["priors"])
 log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(data), model)
 
-prior = model.prior_predictive(
-    draws=config["predictive"]["prior_draws"],
-    random_seed=derive_seed(config["seed"], job, "prior"),
+prior = sample_bambi_prior(
+    model, config["predictive"]["prior_draws"], derive_seed(config["seed"], job, "prior")
 )
 idata = fit_bambi(
-    model, config["sampling"], derive_seed(config["seed"], job, "fit"), cores=smk.threads, log=log
+    model,
+    config["sampling"],
+    derive_seed(config["seed"], job, "fit"),
+    cores=smk.threads,
+    log=log,
+    predictive_seed=derive_seed(config["seed"], job, "ppc"),
 )
 add_log_prior(idata, model.backend.model)
-idata["posterior_predictive"] = posterior_replicates(
-    model, idata, derive_seed(config["seed"], job, "ppc")
-)
 contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
 idata["prior"] = prior["prior"]
 idata["prior_predictive"] = prior["prior_predictive"]

@@ -1,0 +1,80 @@
+"""Draws made after sampling: the log-likelihood and posterior predictive over all draws at once."""
+
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+from scipy import stats
+
+from alliance.sampling import pointwise_log_likelihood, posterior_predictive, sample_pymc_prior
+
+Y = np.array([0.5, -1.0, 2.0])
+GROUP = np.array([0, 1, 1])
+
+
+def conditional_model():
+    """Two observed variables, the second conditional on the first (as in the agreement model),
+    a transformed parameter (sigma) and a parameter with dims."""
+    with pm.Model(coords={"group": ["a", "b"]}) as model:
+        mu = pm.Normal("mu", 0, 1, dims="group")
+        sigma = pm.HalfNormal("sigma", 1)
+        first = pm.Normal("first", mu[GROUP], sigma, observed=Y)
+        pm.Normal("second", 2 * first, 0.5, observed=np.array([1.0, -2.0, 4.5]))
+    return model
+
+
+def posterior_draws(chains=2, draws=5, seed=1):
+    rng = np.random.default_rng(seed)
+    return xr.Dataset(
+        {
+            "mu": (("chain", "draw", "group"), rng.normal(0, 1, (chains, draws, 2))),
+            "sigma": (("chain", "draw"), rng.uniform(0.5, 2, (chains, draws))),
+        },
+        coords={"chain": range(chains), "draw": range(draws), "group": ["a", "b"]},
+    )
+
+
+def test_log_likelihood_equals_pymc_and_scipy():
+    model = conditional_model()
+    posterior = posterior_draws()
+    ours = pointwise_log_likelihood(model, posterior)
+    with model:
+        reference = pm.compute_log_likelihood(
+            xr.DataTree.from_dict({"posterior": posterior}), progressbar=False
+        )["log_likelihood"].to_dataset()
+    for name in ("first", "second"):
+        assert ours[name].dims == reference[name].dims
+        np.testing.assert_allclose(ours[name].values, reference[name].values, rtol=1e-12)
+    expected = stats.norm.logpdf(
+        Y, posterior["mu"].values[..., GROUP], posterior["sigma"].values[..., None]
+    )
+    np.testing.assert_allclose(ours["first"].values, expected, rtol=1e-12)
+
+
+def test_posterior_predictive_draws_jointly_from_each_draw_and_is_reproducible():
+    model = conditional_model()
+    posterior = posterior_draws(chains=1, draws=20000, seed=2)
+    # One parameter value for every draw, so the replicates' moments are known exactly.
+    posterior["mu"][:] = [1.0, -1.0]
+    posterior["sigma"][:] = 0.5
+    replicated = posterior_predictive(model, posterior, seed=3, var_names=["first", "second"])
+    first, second = replicated["first"].values[0], replicated["second"].values[0]
+    assert replicated["first"].dims == ("chain", "draw", "first_dim_0")
+    np.testing.assert_allclose(first.mean(axis=0), [1.0, -1.0, -1.0], atol=0.02)
+    np.testing.assert_allclose(first.std(axis=0), 0.5, atol=0.01)
+    # second = 2 * first + N(0, 0.5): drawn given the replicated first, not the observed one.
+    np.testing.assert_allclose(second.mean(axis=0), [2.0, -2.0, -2.0], atol=0.04)
+    np.testing.assert_allclose(second.std(axis=0), np.sqrt(4 * 0.25 + 0.25), atol=0.02)
+    for column in range(3):
+        r = np.corrcoef(first[:, column], second[:, column])[0, 1]
+        assert r == pytest.approx(2 * 0.5 / np.sqrt(1.25), abs=0.02)
+    again = posterior_predictive(model, posterior, seed=3, var_names=["first", "second"])
+    np.testing.assert_array_equal(again["second"].values, replicated["second"].values)
+    other = posterior_predictive(model, posterior, seed=4, var_names=["first", "second"])
+    assert not np.array_equal(other["second"].values, replicated["second"].values)
+
+
+def test_prior_draws_follow_the_prior():
+    prior = sample_pymc_prior(conditional_model(), draws=4000, seed=5)["prior"]
+    assert float(prior["sigma"].mean()) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
+    assert float(prior["mu"].std()) == pytest.approx(1.0, abs=0.04)
