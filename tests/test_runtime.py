@@ -60,3 +60,22 @@ def test_the_test_session_compiles_inside_the_project():
     cache = (PROJECT_DIR / ".cache").resolve()
     assert Path(pytensor.config.base_compiledir).resolve().is_relative_to(cache)
     assert Path(pytensor.config.compiledir).resolve().is_relative_to(cache)
+
+
+def test_a_job_logs_the_cpu_time_it_used(tmp_path):
+    """At exit a job's log states its CPU time, which includes busy work in threads."""
+    script = (
+        "import threading\n"
+        "from alliance.runtime import job_logger\n"
+        "log = job_logger(r'%s', 'probe')\n"
+        "def spin():\n"
+        "    total = 0\n"
+        "    for i in range(3_000_000):\n"
+        "        total += i\n"
+        "threads = [threading.Thread(target=spin) for _ in range(2)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+    ) % (tmp_path / "job.log")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
+    seconds = float(last.split("done: ")[1].split(" s of CPU time")[0])
+    assert 0.1 < seconds < 60

@@ -9,6 +9,7 @@ written atomically, and sharing lets later fits reuse the kernels compiled by ea
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from pathlib import Path
@@ -60,4 +61,23 @@ def job_logger(log_path: str | Path, job_name: str):
     to_console.setFormatter(logging.Formatter(f"[{job_name}] %(message)s"))
     logger.addHandler(to_file)
     logger.addHandler(to_console)
+    atexit.register(log_resources, logger)
     return logger
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads and waited-for child processes) of this process."""
+    import resource
+
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
+
+
+def log_resources(logger) -> None:
+    """Log the CPU time the job used (Snakemake's benchmark files sample it only every 30 s)."""
+    logger.info("done: %.1f s of CPU time", cpu_seconds())
