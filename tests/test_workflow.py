@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,26 @@ def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(workspace / target)
     assert (~table["passed"]).any()
+
+
+def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
+    """The patient-rating fit of each model starts before the therapist-rating fit of the same
+    model (which then reuses its compiled kernels); the agreement fit, the longest, first."""
+    result = run_snakemake(make_workspace(tmp_path), "-n", "--forceall")
+    assert result.returncode == 0, result.stderr
+    priority = {}
+    for block in re.split(r"^\[.*\]$", result.stdout, flags=re.MULTILINE):  # one per job
+        lines = [line.strip() for line in block.splitlines()]
+        rule = next((line.split()[-1].rstrip(":") for line in lines if "rule " in line), None)
+        if rule is None or not rule.startswith(("fit_", "truth_and_bias")):
+            continue
+        wildcards = next(
+            (line.split(": ", 1)[1] for line in lines if line.startswith("wildcards")), ""
+        )
+        value = next(int(line.split(": ")[1]) for line in lines if line.startswith("priority"))
+        priority[(rule, wildcards)] = value
+    assert len(priority) == 2 + 1 + 2 * 3 + 1  # associations, agreement, growth, truth-and-bias
+    assert max(priority, key=priority.get) == ("fit_agreement", "")
+    patient = [value for (_, wildcards), value in priority.items() if "rater=patient" in wildcards]
+    therapist = [value for (_, w), value in priority.items() if "rater=therapist" in w]
+    assert min(patient) > priority[("truth_and_bias", "")] > max(therapist)

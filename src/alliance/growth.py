@@ -268,9 +268,9 @@ def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> 
     """
     import arviz as az
 
-    rows = []
+    rows, loos = [], {}
     for name, idata in fits.items():
-        loo = az.loo(idata)
+        loo = loos[name] = az.loo(idata)
         k = np.asarray(loo.pareto_k)
         rows.append(
             {
@@ -291,7 +291,7 @@ def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> 
     for _, group in table.groupby("likelihood"):
         if len(group) < 2:
             continue
-        compared = az.compare({name: fits[name] for name in group["model"]})
+        compared = az.compare({name: loos[name] for name in group["model"]})
         for name, row in compared.iterrows():
             at = table.index[table["model"] == name][0]
             table.loc[at, ["elpd_diff", "dse", "stacking_weight"]] = (

@@ -144,11 +144,14 @@ def save_fit(idata, path) -> None:
     idata.to_netcdf(path, engine="h5netcdf")
 
 
-def load_fit(path):
-    """Read a fit written by :func:`save_fit` into memory."""
+def load_fit(path, groups=None):
+    """Read a fit written by :func:`save_fit` into memory (only ``groups``, if given)."""
     import xarray as xr
 
-    return xr.open_datatree(path, engine="h5netcdf").load()
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    if groups is not None:
+        tree = xr.DataTree.from_dict({group: tree[group].to_dataset() for group in groups})
+    return tree.load()
 
 
 def sample_pymc_prior(model, draws: int, seed: int, var_names=None):

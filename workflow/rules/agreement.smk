@@ -10,8 +10,7 @@ rule fit_agreement:
         "logs/fit_agreement.log",
     benchmark:
         "logs/benchmarks/fit_agreement.tsv"
-    # The longest fits start first, so that the short ones fill the gaps at the end.
-    priority: 3
+    priority: fit_priority("agreement")
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by
@@ -97,6 +96,7 @@ rule truth_and_bias:
         "logs/truth_and_bias.log",
     benchmark:
         "logs/benchmarks/truth_and_bias.tsv"
+    priority: fit_priority("truth_and_bias")
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by

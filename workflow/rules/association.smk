@@ -40,8 +40,7 @@ rule fit_association:
         "logs/benchmarks/fit_association/{rater}.tsv"
     wildcard_constraints:
         rater="patient|therapist",
-    # The longest fits start first, so that the short ones fill the gaps at the end.
-    priority: 2
+    priority: lambda wildcards: fit_priority("association", wildcards.rater)
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by

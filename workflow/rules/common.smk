@@ -39,6 +39,30 @@ if config["growth"]["reported_model"] not in GROWTH_MODELS:
     )
 
 
+def fit_priority(fit, rater=None, model=None):
+    """Start order of the model fits (Snakemake priority; higher starts first).
+
+    A fit compiles its model into numba kernels kept in a cache that every job shares, so the same
+    model fitted later for the other rater reuses most of them. The patient-rating fits start
+    first, longest first (agreement, association, censored growth, the other growth models), then
+    the truth-and-bias model, then the therapist-rating fits: two fits of one structure never
+    compile the same kernels side by side.
+    """
+    if fit == "agreement":
+        return 100
+    if fit == "truth_and_bias":
+        return 50
+    first = rater == RATERS[0]
+    if fit == "association":
+        return 90 if first else 40
+    censored_first = sorted(
+        GROWTH_MODELS,
+        key=lambda name: config["growth"]["models"][name]["likelihood"]
+        != "censored_gaussian",
+    )
+    return (80 if first else 30) - censored_first.index(model)
+
+
 def growth_model_spec(wildcards):
     """The config's specification of the growth model named by the wildcard."""
     return config["growth"]["models"][wildcards.model]

@@ -12,8 +12,7 @@ rule fit_growth:
         "logs/benchmarks/fit_growth/{rater}_{model}.tsv"
     wildcard_constraints:
         rater="patient|therapist",
-    # The longest fits start first, so that the short ones fill the gaps at the end.
-    priority: 1
+    priority: lambda wildcards: fit_priority("growth", wildcards.rater, wildcards.model)
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by

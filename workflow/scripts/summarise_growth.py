@@ -34,7 +34,7 @@ contract_table(chosen).to_csv(smk.output.estimands, index=False)
 comparison = []
 for rater in ("patient", "therapist"):
     fits = {
-        Path(path).stem.split("_", 1)[1]: load_fit(path)
+        Path(path).stem.split("_", 1)[1]: load_fit(path, groups=["posterior", "log_likelihood"])
         for path in smk.input.fits
         if Path(path).stem.startswith(rater + "_")
     }
