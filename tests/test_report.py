@@ -174,3 +174,29 @@ def test_snakemake_report_holds_the_flagged_figures(completed_run):
         "estimands.csv",
     ):
         assert figure in html, figure
+
+
+def test_summary_sentences_state_the_configured_interval_mass():
+    """The clinician summary names the intervals' mass from the table (summary.ci_prob)."""
+    from alliance.report import clinical_summary
+
+    keys = [
+        *(("arm_difference", rater, "", 12, "") for rater in ("patient", "therapist")),
+        *(("change_difference", rater, "", "", "") for rater in ("patient", "therapist")),
+        *(
+            (name, "", arm, "", "")
+            for name in ("rater_correlation", "rater_bias")
+            for arm in ("digital", "ptau")
+        ),
+        ("association", "patient", "", "", "sus"),
+        ("association", "patient", "", "", "vas_app"),
+        ("association", "therapist", "", "", "vas_platform"),
+    ]
+    detail = pd.DataFrame(keys, columns=["estimand", "rater", "arm", "month", "term"]).assign(
+        mean=-0.2, ci_low=-0.4, ci_high=-0.05, ci_prob=0.9, prob_positive=0.01
+    )
+    sentences = clinical_summary(detail, [3, 6, 12])
+    with_intervals = [sentence for sentence in sentences if "interval" in sentence]
+    assert len(with_intervals) == 9
+    assert all("90% interval" in sentence for sentence in with_intervals)
+    assert not any("95%" in sentence for sentence in sentences)

@@ -109,9 +109,13 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
     """Plain-language sentences for clinicians, each built from estimand rows."""
     last = months[-1]
 
+    def mass(row) -> str:
+        """The interval's probability mass as the table states it (summary.ci_prob)."""
+        return f"{100 * float(row['ci_prob']):g}%"
+
     def interval(row, scale=1.0):
         low, high = sorted((row["ci_low"] * scale, row["ci_high"] * scale))
-        return f"{row['mean'] * scale:.2f} points (95% interval {low:.2f} to {high:.2f})"
+        return f"{row['mean'] * scale:.2f} points ({mass(row)} interval {low:.2f} to {high:.2f})"
 
     sentences = []
     for rater in ("patient", "therapist"):
@@ -127,19 +131,19 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
         sentences.append(
             f"From month {months[0]} to {last}, the change in the {rater}s' ratings differed "
             f"between arms by {row['mean']:+.2f} points, digital minus usual care "
-            f"(95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
+            f"({mass(row)} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
         )
     for arm in ("digital", "ptau"):
         row = row_lookup(detail, estimand="rater_correlation", arm=arm)
         bias = row_lookup(detail, estimand="rater_bias", arm=arm)
         sentences.append(
             f"In the {arm} arm, patients and their therapists barely agreed on whose alliance was "
-            f"higher: correlation {row['mean']:.2f} (95% interval {row['ci_low']:.2f} to "
+            f"higher: correlation {row['mean']:.2f} ({mass(row)} interval {row['ci_low']:.2f} to "
             f"{row['ci_high']:.2f}); patients rated alliance {bias['mean']:.2f} points higher "
             f"than therapists on average."
             if abs(row["mean"]) < 0.3
             else f"In the {arm} arm, the patient-level correlation of patients' and therapists' "
-            f"ratings was {row['mean']:.2f} (95% interval {row['ci_low']:.2f} to "
+            f"ratings was {row['mean']:.2f} ({mass(row)} interval {row['ci_low']:.2f} to "
             f"{row['ci_high']:.2f}); patients rated {bias['mean']:.2f} points higher on average."
         )
     for rater, term, label in (
@@ -150,7 +154,7 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
         row = row_lookup(detail, estimand="association", rater=rater, term=term)
         sentences.append(
             f"In the digital arm, one SD more of {label} went with {row['mean']:+.2f} WAI points "
-            f"in the {rater}'s rating (95% interval {row['ci_low']:+.2f} to "
+            f"in the {rater}'s rating ({mass(row)} interval {row['ci_low']:+.2f} to "
             f"{row['ci_high']:+.2f}; probability above zero {percent(row['prob_positive'])})."
         )
     return sentences
