@@ -250,3 +250,80 @@ def test_agreement_draws_are_a_multiple_of_the_global_draws():
     assert {k: v for k, v in sampling.items() if k != "draws"} == {
         k: v for k, v in config["sampling"].items() if k != "draws"
     }
+
+
+def test_likelihood_is_the_bivariate_normal_density_of_each_assessment():
+    """At an arbitrary parameter value the model's log-likelihood equals, assessment by
+    assessment, the bivariate normal density of a rated pair (the marginal normal for a single
+    rating), with means built from the arm, patient and therapist terms as the docstring says."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    n = 40
+    pairs = pd.DataFrame(
+        {
+            "patient_id": np.repeat([f"p{i:02d}" for i in range(n // 2)], 2),
+            "arm": pd.Categorical(np.repeat(["digital", "ptau"], n // 2), list(ARMS)),
+            "therapist_id": np.tile(["t1", "t2", "t3", "t4"], n // 4),
+            "time": np.tile([0.0, 1.0], n // 2),
+            "patient": rng.normal(6, 0.7, n),
+            "therapist": rng.normal(5.5, 0.7, n),
+        }
+    )
+    pairs["month"] = np.where(pairs["time"] == 0, 3, 12)
+    pairs.loc[[3, 17], "patient"] = np.nan
+    pairs.loc[[8, 30, 31], "therapist"] = np.nan
+    model = remove_value_transforms(
+        build_agreement_model(pairs, load_config()["agreement"]["priors"])
+    )
+    n_patients, n_therapists = n // 2, 4
+    value = {
+        "level": rng.normal(5.5, 0.3, (2, 2)),
+        "change": rng.normal(0, 0.2, (2, 2)),
+        "patient_level_sd": rng.uniform(0.3, 0.8, (2, 2)),
+        "patient_change_sd": rng.uniform(0.1, 0.4, (2, 2)),
+        "level_corr_01": rng.uniform(0.2, 0.8, 2),
+        "change_corr_01": rng.uniform(0.2, 0.8, 2),
+        "patient_level_z": rng.normal(0, 1, (n_patients, 2)),
+        "patient_change_z": rng.normal(0, 1, (n_patients, 2)),
+        "therapist_sd": rng.uniform(0.1, 0.3, 2),
+        "therapist_z": rng.normal(0, 1, (n_therapists, 2)),
+        "residual_sd": rng.uniform(0.3, 0.6, (2, 2)),
+        "residual_corr_01": rng.uniform(0.1, 0.9, 2),
+    }
+    log_lik = model.compile_logp(vars=model.observed_RVs)(value)
+
+    def effects(kind):  # patient effects of both raters, correlated within the patient
+        sd, rho = value[f"patient_{kind}_sd"], 2 * value[f"{kind}_corr_01"] - 1
+        z = value[f"patient_{kind}_z"]
+        arm = pairs.drop_duplicates("patient_id")["arm"].cat.codes.to_numpy()
+        first = sd[arm, 0] * z[:, 0]
+        second = sd[arm, 1] * (rho[arm] * z[:, 0] + np.sqrt(1 - rho[arm] ** 2) * z[:, 1])
+        return np.column_stack([first, second])
+
+    u, w = effects("level"), effects("change")
+    v = value["therapist_z"] * value["therapist_sd"]
+    arm = pairs["arm"].cat.codes.to_numpy()
+    patient = np.repeat(np.arange(n_patients), 2)
+    therapist = pairs["therapist_id"].str[1].astype(int).to_numpy() - 1
+    t = pairs["time"].to_numpy()
+    mean = (
+        value["level"][arm]
+        + value["change"][arm] * t[:, None]
+        + u[patient]
+        + w[patient] * t[:, None]
+    )
+    mean = mean + v[therapist]
+    expected = 0.0
+    for row in range(n):
+        sd = value["residual_sd"][arm[row]]
+        rho = 2 * value["residual_corr_01"][arm[row]] - 1
+        y = pairs.loc[row, ["patient", "therapist"]].to_numpy(dtype=float)
+        rated = ~np.isnan(y)
+        if rated.all():
+            cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+            expected += stats.multivariate_normal(mean[row], cov).logpdf(y)
+        else:
+            expected += stats.norm(mean[row][rated], sd[rated]).logpdf(y[rated]).sum()
+    assert log_lik == pytest.approx(expected, rel=1e-10)

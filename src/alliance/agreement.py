@@ -144,17 +144,21 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         )
         residual_corr = lkj_correlation("residual_corr", eta, "arm")
 
-        # Indexing is one-dimensional throughout (a column, then rows): two-dimensional integer
-        # indexing compiles and differentiates far more slowly in the numba backend.
-        mu = [
-            level[:, r][arm_index]
-            + change[:, r][arm_index] * time
-            + levels[r][p_index]
-            + changes[r][p_index] * time
-            + v[:, r][t_index]
-            for r in range(2)
-        ]
-        mu_patient = mu[0][rows.patient]
+        # Each patient's own intercept and slope per rater (the arm's mean plus the patient's
+        # effect), then one gather per observed rating. Indexing is one-dimensional throughout
+        # (a column, then rows): two-dimensional integer indexing compiles and differentiates far
+        # more slowly in the numba backend, and every gather adds a scatter to the gradient.
+        def rater_mean(r: int, rows_of_rater: np.ndarray):
+            intercept = level[:, r][patient_arm] + levels[r]
+            slope = change[:, r][patient_arm] + changes[r]
+            patient = p_index[rows_of_rater]
+            return (
+                intercept[patient]
+                + slope[patient] * time[rows_of_rater]
+                + v[:, r][t_index[rows_of_rater]]
+            )
+
+        mu_patient = rater_mean(0, rows.patient)
         patient_sd = residual_sd[:, 0][arm_index[rows.patient]]
         patient_rating = pm.Normal(
             "patient_rating", mu=mu_patient, sigma=patient_sd, observed=observed[rows.patient, 0]
@@ -162,13 +166,13 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         # The therapist's rating given the patient's residual in the same assessment.
         arm_t = arm_index[rows.therapist]
         rho = residual_corr[arm_t] * rows.paired
-        standardised = (patient_rating[rows.partner] - mu_patient[rows.partner]) / patient_sd[
-            rows.partner
-        ]
+        therapist_residual_sd = residual_sd[:, 1][arm_t]
+        standardised = (patient_rating - mu_patient) / patient_sd
         pm.Normal(
             "therapist_rating",
-            mu=mu[1][rows.therapist] + rho * residual_sd[:, 1][arm_t] * standardised,
-            sigma=residual_sd[:, 1][arm_t] * pt.sqrt(1 - rho**2),
+            mu=rater_mean(1, rows.therapist)
+            + rho * therapist_residual_sd * standardised[rows.partner],
+            sigma=therapist_residual_sd * pt.sqrt(1 - rho**2),
             observed=observed[rows.therapist, 1],
         )
     return model
