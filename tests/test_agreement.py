@@ -241,15 +241,17 @@ def test_posterior_predictive_replicates_both_ratings_jointly():
     )
 
 
-def test_agreement_draws_are_a_multiple_of_the_global_draws():
-    from alliance.agreement import agreement_sampling
+@pytest.mark.parametrize("section", ["agreement", "growth"])
+def test_a_model_familys_draws_are_a_multiple_of_the_global_draws(section):
+    from alliance.sampling import model_sampling
 
-    config = load_config({"sampling": {"draws": 150}, "agreement": {"draws_multiplier": 1.5}})
-    sampling = agreement_sampling(config)
+    config = load_config({"sampling": {"draws": 150}, section: {"draws_multiplier": 1.5}})
+    sampling = model_sampling(config, section)
     assert sampling["draws"] == 225 and config["sampling"]["draws"] == 150
     assert {k: v for k, v in sampling.items() if k != "draws"} == {
         k: v for k, v in config["sampling"].items() if k != "draws"
     }
+    assert model_sampling(config, "association")["draws"] == 150  # no multiplier: as configured
 
 
 def test_likelihood_is_the_bivariate_normal_density_of_each_assessment():

@@ -49,6 +49,33 @@ def test_no_assessment_is_dropped_for_a_missing_predictor(config, twin_files):
     )
 
 
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+def test_complete_predictors_need_no_imputation(config, rater, tmp_path):
+    """A data set with every predictor present (common in real data) builds a model without
+    imputed values whose log density is finite (it used to fail with an empty imputation)."""
+    complete = load_config(
+        {
+            "synthetic_twin": {
+                "truth_population": 1000,
+                "missing_item": 0.0,
+                "missing_covariate": 0.0,
+                "missing_rater": {"patient": 0.0, "therapist": 0.0},
+            }
+        }
+    )
+    _, tables = tables_for(complete, 5, tmp_path)
+    data, scale = association_data(tables["alliance"], tables["digital_covariates"], rater)
+    terms = list(TERMS[rater])
+    # Undefined asynchronous shares (no communication) would still be missing: none here.
+    assert not data[terms].isna().any().any()
+    model = build_association_model(
+        data, scale, rater, config["association"]["priors"], list(config["instrument"]["months"])
+    )
+    assert "imputed" not in model.named_vars
+    logp = model.compile_logp(mode="FAST_COMPILE")(model.initial_point())
+    assert np.isfinite(logp)
+
+
 def fit_terms(config, tables, rater):
     data, scale = association_data(tables["alliance"], tables["digital_covariates"], rater)
     model = build_association_model(

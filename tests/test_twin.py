@@ -116,3 +116,74 @@ def test_large_twin_sample_means_match_the_truth(config, tmp_path):
     assert covariates["vas_app"].mean() == pytest.approx(7.5, abs=0.2)
     assert np.corrcoef(covariates[["sus", "vas_app"]].dropna().T.to_numpy())[0, 1] > 0.3
     assert pd.notna(covariates["sus"]).mean() > 0.7
+
+
+def edge_twin(**settings):
+    """A small twin with edge-case settings (truth from a small population: only the data are
+    checked here)."""
+    config = load_config({"synthetic_twin": {"truth_population": 1000, **settings}})
+    return config, generate_twin(config, seed=5)
+
+
+def assessed_months(twin) -> pd.Series:
+    """Per patient, the sorted months with at least one answered WAI item."""
+    items = [c for c in twin.wai.columns if c.startswith("item_")]
+    answered = twin.wai[twin.wai[items].notna().any(axis=1)]
+    return answered.groupby("patient_id")["month"].apply(lambda m: sorted(set(m)))
+
+
+def test_edge_case_settings_leave_the_calibrated_twin_unchanged(config, twin):
+    zeros = {"share_single_assessment": 0, "share_all_top": 0, "share_no_communication": 0}
+    same = generate_twin(load_config({"synthetic_twin": {"truth_population": 4000, **zeros}}))
+    pd.testing.assert_frame_equal(same.wai, twin.wai)
+    pd.testing.assert_frame_equal(same.digital, twin.digital)
+
+
+def test_monotone_dropout_never_returns_and_keeps_the_shares(config):
+    share = {"digital": {3: 0.1, 6: 0.3, 12: 0.5}, "ptau": {3: 0.1, 6: 0.3, 12: 0.5}}
+    # Forms missing for one rater at an assessment that took place are intermittent by nature;
+    # with none, every missing assessment is dropout.
+    no_forms_missing = {"patient": 0.0, "therapist": 0.0}
+    _, twin = edge_twin(
+        n_patients=1000,
+        dropout_pattern="monotone",
+        missing_assessment=share,
+        missing_rater=no_forms_missing,
+    )
+    months = list(config["instrument"]["months"])
+    present = assessed_months(twin).reindex(twin.patients.patient_id)
+    for observed in present.dropna():
+        # Once gone, never back: the months observed are the first k months.
+        assert observed == months[: len(observed)]
+    missing_by_12 = 1 - present.dropna().map(lambda m: 12 in m).sum() / len(present)
+    assert missing_by_12 == pytest.approx(0.5, abs=0.06)
+
+
+def test_edge_cases_single_assessments_all_top_and_no_communication():
+    config, twin = edge_twin(
+        n_patients=200,
+        share_single_assessment=0.25,
+        share_all_top=0.1,
+        share_no_communication=0.2,
+    )
+    months = assessed_months(twin)
+    assert (months.map(len) == 1).sum() >= 50  # 25% of 200 patients, plus chance
+    tables = build_analysis_tables(read_trial_data(_written(twin), config), config["instrument"])
+    alliance = tables["alliance"]
+    patient_rated = alliance[(alliance.rater == "patient") & alliance.assessed]
+    at_top = patient_rated.groupby("patient_id")["wai_total"].apply(lambda t: (t == 7).all())
+    assert at_top.sum() >= 20  # every item 7, so every total 7 (reverse keys included)
+    covariates = tables["digital_covariates"]
+    counts = twin.digital[["n_messages", "n_calls", "n_visits"]].fillna(0)
+    silent = (counts == 0).all(axis=1).groupby(twin.digital["patient_id"]).all()
+    assert silent.sum() >= 18  # 20% of the 100 digital-arm patients (a few may have no rows)
+    # Their share of asynchronous messages is undefined (0 of 0), never 0 or 1.
+    assert covariates.loc[covariates.comm_amount == 0, "comm_async_share"].isna().all()
+
+
+def _written(twin):
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="edge_twin_")
+    write_input_files(twin, folder)
+    return folder

@@ -88,7 +88,7 @@ def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
     shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
     target = "results/growth/patient_linear_diagnostics.csv"
     # A tiny MCMC size (too few draws to pass) over the test config; the twin is unchanged.
-    tiny = {"sampling": {"chains": 2, "draws": 20, "tune": 20}}
+    tiny = {"sampling": {"chains": 2, "draws": 20, "tune": 20, "max_draws": 20}}
     twin = {"synthetic_twin": {"truth_population": 4000}}
     strict_file, lenient_file = tmp_path / "strict.yaml", tmp_path / "lenient.yaml"
     strict_file.write_text(yaml.safe_dump({**tiny, **twin, "diagnostics": {"strict": True}}))

@@ -86,13 +86,6 @@ def rating_rows(pairs: pd.DataFrame) -> RatingRows:
     return RatingRows(patient_rows, therapist_rows, paired, partner)
 
 
-def agreement_sampling(config: Mapping) -> dict:
-    """The MCMC settings of the agreement model: ``sampling`` with its draws multiplied."""
-    sampling = dict(config["sampling"])
-    sampling["draws"] = round(sampling["draws"] * config["agreement"]["draws_multiplier"])
-    return sampling
-
-
 def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
     """The PyMC model; ``pairs`` from :func:`agreement_data`."""
     import pymc as pm

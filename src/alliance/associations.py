@@ -91,13 +91,13 @@ def build_association_model(
     month_index = pd.Index(months).get_indexer(data["month"])
     coords = {"term": terms, "term_bis": terms, "month": months, "patient": list(patients)}
     with pm.Model(coords=coords) as model:
-        imputed = pm.Normal("imputed", 0, 1, shape=int(missing.sum()))
-        # Imputed values fill the missing cells (through the flat index: one-dimensional integer
-        # indexing compiles far faster in the numba backend than two-dimensional).
-        flat = pt.set_subtensor(
-            pt.as_tensor(np.nan_to_num(z).ravel())[np.flatnonzero(missing)], imputed
-        )
-        filled = flat.reshape(z.shape)
+        filled = pt.as_tensor(np.nan_to_num(z))
+        if missing.any():  # complete predictors (common in real data) need no imputation
+            imputed = pm.Normal("imputed", 0, 1, shape=int(missing.sum()))
+            # Imputed values fill the missing cells (through the flat index: one-dimensional
+            # integer indexing compiles far faster in the numba backend than two-dimensional).
+            flat = pt.set_subtensor(filled.ravel()[np.flatnonzero(missing)], imputed)
+            filled = flat.reshape(z.shape)
         corr_chol = lkj_cholesky_corr("predictor_corr", priors["lkj_eta"]["eta"], len(terms))
         predictor_sd = pm.HalfNormal("predictor_sd", sigma=1.0, dims="term")
         chol = predictor_sd[:, None] * corr_chol

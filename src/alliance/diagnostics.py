@@ -10,23 +10,26 @@ import pandas as pd
 DIAGNOSTIC_COLUMNS = ["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail", "passed"]
 
 
-def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
-    """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
+def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
+    """R-hat and bulk and tail ESS of every element of every variable of a dataset of draws."""
     import arviz as az
 
-    posterior = idata["posterior"]
+    if hasattr(draws, "to_dataset"):
+        draws = draws.to_dataset()
     # One variable at a time: ArviZ stacks all of a call's dimensions together, and a model with
     # many differently shaped variables exceeds NumPy's 32-dimension limit.
     table = pd.concat(
-        [
-            az.summary(posterior.to_dataset()[[name]], kind="diagnostics", round_to="none")
-            for name in posterior.data_vars
-        ]
+        [az.summary(draws[[name]], kind="diagnostics", round_to="none") for name in draws.data_vars]
     )
     table = table.rename_axis("quantity").reset_index()
     table["model"] = model_name
-    table["kind"] = "parameter"
+    table["kind"] = kind
     return table[["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail"]]
+
+
+def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
+    """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
+    return variable_diagnostics(idata["posterior"], model_name, "parameter")
 
 
 def estimand_diagnostics(detail: pd.DataFrame, model_name: str) -> pd.DataFrame:
@@ -54,12 +57,18 @@ def sampler_diagnostics(idata, model_name: str) -> pd.DataFrame:
     stats = idata["sample_stats"]
     divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
     bfmi = float(np.min(np.asarray(az.bfmi(idata)["energy"]))) if "energy" in stats else np.nan
+    values = {"divergences": divergences, "min_ebfmi": bfmi}
+    # How the safety net sampled the fit (alliance.sampling.sample_until_converged): recorded,
+    # never judged.
+    for quantity in ("draws_per_chain", "extensions"):
+        if quantity in idata.attrs:
+            values[quantity] = int(idata.attrs[quantity])
     return pd.DataFrame(
         {
-            "model": [model_name, model_name],
-            "quantity": ["divergences", "min_ebfmi"],
-            "kind": ["sampler", "sampler"],
-            "value": [divergences, bfmi],
+            "model": model_name,
+            "quantity": list(values),
+            "kind": "sampler",
+            "value": list(values.values()),
         }
     )
 
@@ -89,6 +98,16 @@ def convergence_table(idata, detail: pd.DataFrame, model_name: str, thresholds: 
         judge(estimand_diagnostics(detail, model_name), thresholds),
         judge(sampler_diagnostics(idata, model_name), thresholds),
     ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_checks(idata, quantities, model_name: str, thresholds: Mapping) -> pd.DataFrame:
+    """The convergence checks of a fresh fit, as its check job will judge them: every parameter,
+    every reported quantity (``quantities``: a dataset of draws, or None) and the sampler."""
+    parts = [judge(parameter_diagnostics(idata, model_name), thresholds)]
+    if quantities is not None:
+        parts.append(judge(variable_diagnostics(quantities, model_name, "estimand"), thresholds))
+    parts.append(judge(sampler_diagnostics(idata, model_name), thresholds))
     return pd.concat(parts, ignore_index=True)
 
 

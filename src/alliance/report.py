@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from alliance.agreement import agreement_sampling
 from alliance.findings import findings_table
 from alliance.posterior_summary import percent
+from alliance.sampling import model_sampling
 from alliance.settings import plain
 
 PACKAGES = (
@@ -89,6 +89,10 @@ def diagnostics_overview(tables: list[pd.DataFrame]) -> pd.DataFrame:
                     "min_ess_tail": float(converged["ess_tail"].min()),
                     "divergences": int(sampler.get("divergences", 0)),
                     "min_ebfmi": float(sampler.get("min_ebfmi", float("nan"))),
+                    # The safety net (alliance.sampling.sample_until_converged): draws per
+                    # chain of the reported fit, and how many times it was sampled again.
+                    "draws_per_chain": int(sampler.get("draws_per_chain", 0)) or None,
+                    "extensions": int(sampler.get("extensions", 0)),
                 }
             )
     return pd.DataFrame(rows)
@@ -195,6 +199,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "decision_prob": config["summary"]["decision_prob"],
         "diagnostics": diagnostics,
         "failed_models": diagnostics[diagnostics["failed"] > 0]["model"].tolist(),
+        "extended_fits": diagnostics[diagnostics["extensions"] > 0],
         "prior_sensitivity": sensitivity,
         "prior_sensitive": sensitivity[sensitivity["diagnosis"] != "not sensitive"],
         "flow": table(inputs["flow"]),
@@ -222,7 +227,8 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "config_yaml": yaml.safe_dump(plain(config), sort_keys=False, width=100),
         "commit": git_commit(project_dir),
         "sampling": config["sampling"],
-        "agreement_draws": agreement_sampling(config)["draws"],
+        "agreement_draws": model_sampling(config, "agreement")["draws"],
+        "growth_draws": model_sampling(config, "growth")["draws"],
         "thresholds": config["diagnostics"],
     }
 

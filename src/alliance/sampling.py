@@ -135,6 +135,58 @@ def sample_pymc(
     return idata
 
 
+def model_sampling(config: Mapping, section: str) -> dict:
+    """The MCMC settings of one model family: ``sampling`` with the draws per chain multiplied by
+    ``config[section]["draws_multiplier"]`` (1 when the section has none)."""
+    sampling = dict(config["sampling"])
+    multiplier = config.get(section, {}).get("draws_multiplier", 1)
+    sampling["draws"] = round(sampling["draws"] * multiplier)
+    return sampling
+
+
+def extension_draws(sampling: Mapping) -> list[int]:
+    """Draws per chain of each attempt the safety net may make: the configured draws, then twice
+    as many each time, while at most ``sampling["max_draws"]`` (absent: no extension)."""
+    draws = [int(sampling["draws"])]
+    cap = int(sampling.get("max_draws") or 0)
+    while draws[-1] * 2 <= cap:
+        draws.append(draws[-1] * 2)
+    return draws
+
+
+def sample_until_converged(sample, checks, sampling: Mapping, log=None):
+    """The safety net of every fit: sample; while a convergence check fails, sample afresh with
+    twice the draws per chain, up to ``sampling["max_draws"]``.
+
+    ``sample(sampling, attempt)`` returns a fit made with the given settings (attempt 0, 1, ...:
+    derive the seed from it); ``checks(fit)`` returns the judged convergence table
+    (:func:`alliance.diagnostics.fit_checks`). The fit returned is the last one; its attributes
+    ``draws_per_chain`` and ``extensions`` (attempts beyond the first) record what was needed, and
+    the check jobs and the report show them. A fit that still fails at the cap is returned as it is
+    (its failures are reported, or stop the run with ``diagnostics.strict``).
+    """
+    schedule = extension_draws(sampling)
+    for attempt, draws in enumerate(schedule):
+        fit = sample({**sampling, "draws": draws}, attempt)
+        table = checks(fit)
+        failed = table[~table["passed"].astype(bool)]
+        fit.attrs["draws_per_chain"] = draws
+        fit.attrs["extensions"] = attempt
+        if failed.empty or attempt == len(schedule) - 1:
+            break
+        if log is not None:
+            log.warning(
+                "%d convergence checks failed at %d draws per chain (worst: %s); "
+                "sampling again with %d draws per chain (sampling.max_draws: %d)",
+                len(failed),
+                draws,
+                ", ".join(failed["quantity"].astype(str).head(3)),
+                schedule[attempt + 1],
+                int(sampling["max_draws"]),
+            )
+    return fit
+
+
 def save_fit(idata, path) -> None:
     """Write a fit to NetCDF (h5netcdf), leaving out text-valued sampler statistics."""
     stats = idata["sample_stats"].to_dataset()

@@ -130,6 +130,9 @@ def simulate_trial(
     offsets = rng.normal(0, twin["item_offset_sd"], wai.n_items)
     offsets -= offsets.mean()
 
+    # Edge case: patients who answer the top of the scale to every item of their own form.
+    all_top = _chosen(rng, np.ones(n_patients, dtype=bool), twin.get("share_all_top", 0))
+
     frames = []
     for r_index, rater in enumerate(RATERS):
         level = np.where(
@@ -154,6 +157,8 @@ def simulate_trial(
             wai.response_min,
             wai.response_max,
         )
+        if rater == "patient" and all_top.any():
+            scored[all_top[index]] = wai.response_max
         answers = scored.copy()
         flip = wai.response_min + wai.response_max
         for item in wai.reverse_keyed:
@@ -213,6 +218,10 @@ def _simulate_covariates(
     frame["n_messages"] = counts(twin["messages_mean"])
     frame["n_calls"] = counts(twin["calls_mean"])
     frame["n_visits"] = counts(twin["visits_mean"])
+    # Edge case: digital-arm patients with no communication at all (their share of asynchronous
+    # messages is undefined).
+    silent = _chosen(rng, is_digital, twin.get("share_no_communication", 0))
+    frame.loc[np.repeat(silent, n_months), ["n_messages", "n_calls", "n_visits"]] = 0
 
     predictors = association_predictors(frame, patients)
     reference = {
@@ -235,6 +244,17 @@ def _simulate_covariates(
             total += effect * z
         shift[rater] = np.where(row_is_digital, total, 0.0)
     return frame[row_is_digital].reset_index(drop=True), shift
+
+
+def _chosen(rng: np.random.Generator, eligible: np.ndarray, share: float) -> np.ndarray:
+    """A random ``share`` of the ``eligible`` patients (a mask); draws nothing when the share is
+    0, so the calibrated twin does not change with the edge-case settings."""
+    chosen = np.zeros(len(eligible), dtype=bool)
+    if share > 0:
+        candidates = np.flatnonzero(eligible)
+        size = int(round(share * len(candidates)))
+        chosen[rng.choice(candidates, size=size, replace=False)] = True
+    return chosen
 
 
 def association_predictors(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
@@ -264,6 +284,13 @@ def apply_missingness(
         ]
     )
     visits["missing"] = rng.random(len(visits)) < p_missing
+    if twin.get("dropout_pattern", "intermittent") == "monotone":
+        visits["missing"] = _monotone_missing(visits, p_missing, rng)
+    single = _chosen(
+        rng, np.ones(len(patients), dtype=bool), twin.get("share_single_assessment", 0)
+    )
+    if single.any():
+        visits["missing"] = _single_assessment(visits, patients["patient_id"][single], rng)
     visits["as_empty_row"] = rng.random(len(visits)) < twin["share_missing_as_empty_row"]
     wai = wai.merge(visits, on=["patient_id", "month"], how="left")
     form_missing = rng.random(len(wai)) < wai["rater"].map(twin["missing_rater"]).to_numpy()
@@ -293,6 +320,34 @@ def apply_missingness(
         wai=wai.reset_index(drop=True),
         digital=digital.reset_index(drop=True),
     )
+
+
+def _monotone_missing(visits: pd.DataFrame, p_missing: np.ndarray, rng) -> np.ndarray:
+    """Dropout: a patient missing at one month is missing at every later month, and the share
+    missing by each month is ``p_missing`` (the hazard of dropping out at a month is the rise in
+    that share over the surviving patients)."""
+    order = visits.sort_values(["patient_id", "month"]).index
+    missing = np.zeros(len(visits), dtype=bool)
+    previous_id, previous_p, gone = None, 0.0, False
+    for row in order:
+        patient, p = visits.at[row, "patient_id"], float(p_missing[row])
+        if patient != previous_id:
+            previous_id, previous_p, gone = patient, 0.0, False
+        hazard = max(0.0, p - previous_p) / max(1e-12, 1.0 - previous_p)
+        gone = gone or rng.random() < hazard
+        missing[row] = gone
+        previous_p = max(previous_p, p)
+    return missing
+
+
+def _single_assessment(visits: pd.DataFrame, chosen_ids: pd.Series, rng) -> np.ndarray:
+    """Missingness in which each chosen patient is assessed at one random month only."""
+    missing = visits["missing"].to_numpy(copy=True)
+    for patient in chosen_ids:
+        rows = np.flatnonzero((visits["patient_id"] == patient).to_numpy())
+        missing[rows] = True
+        missing[rng.choice(rows)] = False
+    return missing
 
 
 def _by_month(table: Mapping, month: int) -> float:

@@ -1,6 +1,7 @@
 """Snakemake adapter: validate the input files, score them and write the analysis tables.
 
-A breach of the data contract stops the run here, with every violation on the console.
+A breach of the data contract stops the run here, with every violation on the console; so do
+data too thin for a model (alliance.data_support), with every problem and the rules it blocks.
 """
 
 import json
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from alliance.analysis_tables import build_analysis_tables
+from alliance.data_support import support_problems, support_report
 from alliance.input_data import InputDataError, read_trial_data
 from alliance.provenance import file_sha256
 from alliance.runtime import job_logger
@@ -22,6 +24,12 @@ except InputDataError as error:
     sys.exit(1)
 
 tables = build_analysis_tables(data, smk.config["instrument"])
+problems = support_problems(
+    tables["alliance"], tables["digital_covariates"], smk.config["instrument"]
+)
+if problems:
+    log.error("%s", support_report(problems))
+    sys.exit(1)
 for name, table in tables.items():
     table.to_csv(smk.output[name], index=False, lineterminator="\n")
 summary = {

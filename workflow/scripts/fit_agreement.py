@@ -18,13 +18,15 @@ from alliance.agreement import (
     QUANTITY_PARAMETERS,
     agreement_data,
     agreement_quantities,
-    agreement_sampling,
     build_agreement_model,
 )
+from alliance.diagnostics import fit_checks
 from alliance.sampling import (
+    model_sampling,
     posterior_predictive,
     sample_pymc,
     sample_pymc_prior,
+    sample_until_converged,
     save_fit,
 )
 from alliance.seeds import derive_seed
@@ -47,14 +49,26 @@ prior = sample_pymc_prior(
     derive_seed(seed, "agreement", "prior"),
     var_names=list(QUANTITY_PARAMETERS),
 )
-idata = sample_pymc(
-    model,
-    agreement_sampling(config),
-    derive_seed(seed, "agreement", "fit"),
-    log_likelihood=True,
-    cores=smk.threads,
-    log=log,
-)
+
+
+def sample(sampling, attempt):
+    extension = (attempt,) if attempt else ()
+    return sample_pymc(
+        model,
+        sampling,
+        derive_seed(seed, "agreement", "fit", *extension),
+        log_likelihood=True,
+        cores=smk.threads,
+        log=log,
+    )
+
+
+def checks(fit):
+    quantities = xr.Dataset(agreement_quantities(fit["posterior"].to_dataset(), months))
+    return fit_checks(fit, quantities, "agreement", config["diagnostics"])
+
+
+idata = sample_until_converged(sample, checks, model_sampling(config, "agreement"), log)
 add_log_prior(idata, model)
 idata["posterior_predictive"] = posterior_predictive(
     model,

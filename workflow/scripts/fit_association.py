@@ -19,13 +19,14 @@ from alliance.associations import (
     coefficient_correlation,
     missing_summary,
 )
-from alliance.diagnostics import announce, convergence_table
+from alliance.diagnostics import announce, convergence_table, fit_checks
 from alliance.figures import ppc_density_figure, prior_predictive_figure
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import (
     posterior_predictive,
     sample_pymc,
     sample_pymc_prior,
+    sample_until_converged,
     save_fit,
 )
 from alliance.seeds import derive_seed
@@ -51,13 +52,22 @@ seed = config["seed"]
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior"), var_names=["wai"]
 )
-idata = sample_pymc(
-    model,
-    config["sampling"],
-    derive_seed(seed, job, "fit"),
-    log_likelihood=True,
-    cores=smk.threads,
-    log=log,
+
+
+def sample(sampling, attempt):
+    extension = (attempt,) if attempt else ()
+    return sample_pymc(
+        model,
+        sampling,
+        derive_seed(seed, job, "fit", *extension),
+        log_likelihood=True,
+        cores=smk.threads,
+        log=log,
+    )
+
+
+idata = sample_until_converged(
+    sample, lambda fit: fit_checks(fit, None, job, config["diagnostics"]), config["sampling"], log
 )
 add_log_prior(idata, model)
 idata["posterior_predictive"] = posterior_predictive(

@@ -15,13 +15,20 @@ log = job_logger(smk.log[0], job)
 import pandas as pd
 import xarray as xr
 
+from alliance.diagnostics import fit_checks
 from alliance.growth import (
     build_growth_model,
     growth_contrasts,
     growth_data,
     marginal_means,
 )
-from alliance.sampling import fit_bambi, sample_bambi_prior, save_fit
+from alliance.sampling import (
+    fit_bambi,
+    model_sampling,
+    sample_bambi_prior,
+    sample_until_converged,
+    save_fit,
+)
 from alliance.seeds import derive_seed
 from alliance.sensitivity import add_log_prior
 
@@ -34,16 +41,32 @@ log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(d
 prior = sample_bambi_prior(
     model, config["predictive"]["prior_draws"], derive_seed(config["seed"], job, "prior")
 )
-idata = fit_bambi(
-    model,
-    config["sampling"],
-    derive_seed(config["seed"], job, "fit"),
-    cores=smk.threads,
-    log=log,
-    predictive_seed=derive_seed(config["seed"], job, "ppc"),
+
+
+def contrasts_of(fit):
+    return growth_contrasts(marginal_means(model, fit, spec, config["instrument"]))
+
+
+def sample(sampling, attempt):
+    extension = (attempt,) if attempt else ()
+    return fit_bambi(
+        model,
+        sampling,
+        derive_seed(config["seed"], job, "fit", *extension),
+        cores=smk.threads,
+        log=log,
+        predictive_seed=derive_seed(config["seed"], job, "ppc", *extension),
+    )
+
+
+idata = sample_until_converged(
+    sample,
+    lambda fit: fit_checks(fit, xr.Dataset(contrasts_of(fit)), job, config["diagnostics"]),
+    model_sampling(config, "growth"),
+    log,
 )
 add_log_prior(idata, model.backend.model)
-contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
+contrasts = contrasts_of(idata)
 idata["prior"] = prior["prior"]
 idata["prior_predictive"] = prior["prior_predictive"]
 idata["estimands"] = xr.Dataset(contrasts)

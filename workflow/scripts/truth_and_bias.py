@@ -14,6 +14,7 @@ log = job_logger(smk.log[0], "truth_and_bias")
 import sys
 
 import pandas as pd
+import xarray as xr
 
 from alliance.agreement import (
     agreement_data,
@@ -21,10 +22,10 @@ from alliance.agreement import (
     truth_and_bias_data,
     truth_and_bias_draws,
 )
-from alliance.diagnostics import announce, convergence_table
+from alliance.diagnostics import announce, convergence_table, fit_checks
 from alliance.figures import forest_figure
 from alliance.posterior_summary import summarise_draws
-from alliance.sampling import fit_bambi, save_fit
+from alliance.sampling import fit_bambi, sample_until_converged, save_fit
 from alliance.seeds import derive_seed
 
 config = smk.config
@@ -32,13 +33,25 @@ pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
 data = truth_and_bias_data(pairs)
 model = build_truth_and_bias_model(data, config["agreement"]["priors"])
 log.info("fitting the truth-and-bias model on %d complete pairs: %s", len(data), model)
-idata = fit_bambi(
-    model,
-    config["sampling"],
-    derive_seed(config["seed"], "truth_and_bias"),
-    cores=smk.threads,
-    log=log,
-)
+
+
+def sample(sampling, attempt):
+    extension = (attempt,) if attempt else ()
+    return fit_bambi(
+        model,
+        sampling,
+        derive_seed(config["seed"], "truth_and_bias", *extension),
+        cores=smk.threads,
+        log=log,
+    )
+
+
+def checks(fit):
+    quantities = xr.Dataset(truth_and_bias_draws(fit))
+    return fit_checks(fit, quantities, "truth_and_bias", config["diagnostics"])
+
+
+idata = sample_until_converged(sample, checks, config["sampling"], log)
 save_fit(idata, smk.output.fit)
 
 draws = truth_and_bias_draws(idata)

@@ -1,0 +1,103 @@
+"""The safety net of every fit: a fit that fails a convergence check is sampled again with more
+draws, up to the configured cap, and the checks it is judged by are those its check job runs."""
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from alliance.diagnostics import fit_checks
+from alliance.sampling import extension_draws, sample_until_converged
+
+THRESHOLDS = {"max_rhat": 1.01, "min_ess": 400, "max_divergences": 0, "min_ebfmi": 0.3}
+
+
+def iid_fit(chains: int, draws: int, seed: int) -> xr.DataTree:
+    """A fit whose draws are independent: bulk ESS is about chains x draws."""
+    rng = np.random.default_rng(seed)
+    shape = (chains, draws)
+    posterior = xr.Dataset(
+        {"mu": (("chain", "draw"), rng.normal(size=shape))},
+        coords={"chain": range(chains), "draw": range(draws)},
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))})
+    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+
+
+def test_extension_schedule_doubles_the_draws_up_to_the_cap():
+    assert extension_draws({"draws": 2000, "max_draws": 8000}) == [2000, 4000, 8000]
+    assert extension_draws({"draws": 2000, "max_draws": 7999}) == [2000, 4000]
+    assert extension_draws({"draws": 2000, "max_draws": 2000}) == [2000]
+    assert extension_draws({"draws": 2000, "max_draws": 100}) == [2000]
+    assert extension_draws({"draws": 2000}) == [2000]
+
+
+def test_a_fit_that_fails_is_sampled_again_until_it_passes():
+    calls = []
+
+    def sample(sampling, attempt):
+        calls.append((sampling["draws"], attempt))
+        return iid_fit(sampling["chains"], sampling["draws"], seed=attempt)
+
+    def checks(fit):
+        return fit_checks(fit, None, "toy", THRESHOLDS)
+
+    # 2 chains x 50 draws: ESS about 100 < 400, fails; x 100: 200, fails; x 400: 800, passes.
+    sampling = {"chains": 2, "draws": 50, "max_draws": 1000}
+    fit = sample_until_converged(sample, checks, sampling)
+    assert calls == [(50, 0), (100, 1), (200, 2), (400, 3)]
+    assert fit["posterior"].sizes["draw"] == 400
+    assert fit.attrs["draws_per_chain"] == 400
+    assert fit.attrs["extensions"] == 3
+    assert checks(fit)["passed"].all()
+    # What was needed is part of the fit's diagnostics table (sampler rows, never failing).
+    table = checks(fit).set_index("quantity")
+    assert table.loc["draws_per_chain", "value"] == 400
+    assert table.loc["extensions", "value"] == 3
+
+
+def test_a_fit_that_passes_is_not_sampled_again():
+    calls = []
+
+    def sample(sampling, attempt):
+        calls.append(attempt)
+        return iid_fit(4, sampling["draws"], seed=1)
+
+    fit = sample_until_converged(
+        sample,
+        lambda fit: fit_checks(fit, None, "toy", THRESHOLDS),
+        {"chains": 4, "draws": 500, "max_draws": 8000},
+    )
+    assert calls == [0]
+    assert fit.attrs["extensions"] == 0
+
+
+def test_at_the_cap_the_failing_fit_is_returned_with_its_failures():
+    def sample(sampling, attempt):
+        return iid_fit(2, sampling["draws"], seed=attempt)
+
+    def checks(fit):
+        return fit_checks(fit, None, "toy", {**THRESHOLDS, "min_ess": 10_000})
+
+    fit = sample_until_converged(sample, checks, {"draws": 100, "max_draws": 450})
+    assert fit.attrs["draws_per_chain"] == 400
+    assert fit.attrs["extensions"] == 2
+    assert not checks(fit)["passed"].all()
+
+
+def test_fit_checks_judge_parameters_and_reported_quantities():
+    fit = iid_fit(4, 500, seed=3)
+    stuck = np.repeat(np.arange(4.0)[:, None], 500, axis=1)  # every chain somewhere else
+    quantities = xr.Dataset(
+        {
+            "good": (("chain", "draw"), fit["posterior"]["mu"].values * 2),
+            "stuck": (
+                ("chain", "draw"),
+                stuck + np.random.default_rng(0).normal(0, 0.01, stuck.shape),
+            ),
+        }
+    )
+    table = fit_checks(fit, quantities, "toy", THRESHOLDS)
+    passed = table.set_index("quantity")["passed"]
+    assert passed["mu"] and passed["good"] and not passed["stuck"]
+    assert set(table["kind"]) == {"parameter", "estimand", "sampler"}
+    assert isinstance(table, pd.DataFrame)
