@@ -57,10 +57,10 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_snakemake(workspace: Path, cores: int) -> tuple[float, float]:
+def run_snakemake(workspace: Path, cores: int, *arguments: str) -> tuple[float, float]:
     """Wall-clock and CPU seconds of one ``snakemake --cores N`` in ``workspace`` (its own code)."""
     env = {**os.environ, "PYTHONPATH": str(workspace / "src")}
-    command = [sys.executable, "-m", "snakemake", "--cores", str(cores)]
+    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *arguments]
     cpu_before, start = children_cpu_seconds(), time.perf_counter()
     subprocess.run(command, cwd=workspace, env=env, check=True)
     return time.perf_counter() - start, children_cpu_seconds() - cpu_before

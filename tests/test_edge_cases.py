@@ -1,0 +1,96 @@
+"""Any valid data set runs: the whole workflow end to end, at reduced MCMC size, on twins made to
+be awkward (issue 11), and data too thin for a model stop with one clear message.
+
+Each scenario is a set of the twin's settings (config ``synthetic_twin``). Related edge cases share
+a run to keep the suite's time down; every case of the issue is in one of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import make_workspace, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+NONE_MISSING = {"digital": {3: 0.0, 6: 0.0, 12: 0.0}, "ptau": {3: 0.0, 6: 0.0, 12: 0.0}}
+NO_FORMS_MISSING = {"patient": 0.0, "therapist": 0.0}
+SCENARIOS = {
+    # No missing value anywhere: every assessment, form, answer and covariate present.
+    "complete": {
+        "missing_assessment": NONE_MISSING,
+        "missing_rater": NO_FORMS_MISSING,
+        "missing_item": 0.0,
+        "missing_covariate": 0.0,
+    },
+    # No dropout (forms, answers and covariates still missing now and then), one centre with
+    # one therapist per arm.
+    "no_dropout_one_therapist_per_arm": {
+        "missing_assessment": NONE_MISSING,
+        "centres": ["hospital_a"],
+        "centre_shares": [1.0],
+        "therapists_per_centre_arm": 1,
+    },
+    # Heavy dropout: half the assessments gone by month 12, intermittently.
+    "heavy_dropout": {
+        "missing_assessment": {
+            "digital": {3: 0.15, 6: 0.35, 12: 0.55},
+            "ptau": {3: 0.1, 6: 0.3, 12: 0.45},
+        },
+    },
+    # Monotone dropout only: once missing, missing at every later month.
+    "monotone_dropout": {"dropout_pattern": "monotone", "missing_rater": NO_FORMS_MISSING},
+    # 40 patients, some assessed once, some answering 7 to every item, some digital-arm patients
+    # with no communication at all.
+    "small_and_odd": {
+        "n_patients": 40,
+        "share_single_assessment": 0.2,
+        "share_all_top": 0.1,
+        "share_no_communication": 0.2,
+    },
+    "large": {"n_patients": 1000},
+}
+CONTRACT_ROWS = 2 * (6 + 3 + 1) + 2 * 3 + (5 + 4)  # aims a, b, c
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_any_valid_data_set_runs_end_to_end(scenario, tmp_path):
+    workspace = make_workspace(tmp_path / "workflow")
+    settings = tmp_path / f"{scenario}.yaml"
+    settings.write_text(yaml.safe_dump({"synthetic_twin": SCENARIOS[scenario]}))
+    result = run_snakemake(workspace, "--configfile", str(settings))
+    console = result.stdout + result.stderr
+    assert result.returncode == 0, console[-6000:]
+    assert "Traceback" not in console
+    estimands = pd.read_csv(workspace / "results/tables/estimands.csv")
+    assert len(estimands) == CONTRACT_ROWS
+    assert estimands[["mean", "ci_low", "ci_high"]].notna().all().all()
+    assert (estimands["ci_low"] <= estimands["ci_high"]).all()
+    assert (workspace / "results/report.html").stat().st_size > 100_000
+
+
+def test_data_too_thin_for_a_model_stop_with_one_clear_message(twin_files, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(twin_files, raw)
+    patients = pd.read_csv(raw / "patients.csv")
+    wai = pd.read_csv(raw / "wai.csv")
+    ptau = set(patients.loc[patients.arm == "ptau", "patient_id"])
+    wai = wai[~(wai.patient_id.isin(ptau) & (wai.month == 12))]
+    wai.to_csv(raw / "wai.csv", index=False)
+    workspace = make_workspace(tmp_path / "workflow")
+    result = run_snakemake(workspace, "--config", f"raw_data_dir={raw}")
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "cannot support every model, so no model was fitted" in console
+    assert (
+        "fit_growth (patient rating), fit_agreement: 0 patient ratings at month 12 in the ptau"
+        in (console)
+    )
+    assert (
+        "fit_growth (therapist rating), fit_agreement: 0 therapist ratings at month 12" in console
+    )
+    assert "Traceback" not in console
+    assert not list((workspace / "models").rglob("*.nc"))
