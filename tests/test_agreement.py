@@ -245,13 +245,18 @@ def test_posterior_predictive_replicates_both_ratings_jointly():
 def test_a_model_familys_draws_are_a_multiple_of_the_global_draws(section):
     from alliance.sampling import model_sampling
 
-    config = load_config({"sampling": {"draws": 150}, section: {"draws_multiplier": 1.5}})
+    setting = {"draws_multiplier": 1.5} if section == "agreement" else {"thin": 3}
+    config = load_config({"sampling": {"draws": 150}, section: setting})
     sampling = model_sampling(config, section)
-    assert sampling["draws"] == 225 and config["sampling"]["draws"] == 150
-    assert {k: v for k, v in sampling.items() if k != "draws"} == {
+    expected = {"agreement": (225, 1), "growth": (150, 3)}[section]
+    assert (sampling["draws"], sampling["thin"]) == expected
+    assert config["sampling"]["draws"] == 150
+    assert {k: v for k, v in sampling.items() if k not in ("draws", "thin")} == {
         k: v for k, v in config["sampling"].items() if k != "draws"
     }
-    assert model_sampling(config, "association")["draws"] == 150  # no multiplier: as configured
+    # No setting: as configured.
+    assert model_sampling(config, "association")["draws"] == 150
+    assert model_sampling(config, "association")["thin"] == 1
 
 
 def test_likelihood_is_the_bivariate_normal_density_of_each_assessment():

@@ -228,7 +228,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "commit": git_commit(project_dir),
         "sampling": config["sampling"],
         "agreement_draws": model_sampling(config, "agreement")["draws"],
-        "growth_draws": model_sampling(config, "growth")["draws"],
+        "growth_thin": model_sampling(config, "growth")["thin"],
         "thresholds": config["diagnostics"],
     }
 

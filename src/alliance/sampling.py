@@ -35,11 +35,13 @@ def check_sampler(name: str) -> str:
 def announce_sampling(log, sampling: Mapping, cores: int) -> float:
     """Tell the user what is about to be sampled; returns the start time."""
     if log is not None:
+        thin = int(sampling.get("thin", 1))
         log.info(
-            "compiling, then sampling %d chains x (%d warm-up + %d draws) with %s, %d at a time",
+            "compiling, then sampling %d chains x (%d warm-up + %d draws%s) with %s, %d at a time",
             sampling["chains"],
             sampling["tune"],
-            sampling["draws"],
+            sampling["draws"] * thin,
+            f", every {thin}th kept" if thin > 1 else "",
             sampling["sampler"],
             max(1, min(sampling["chains"], cores)),
         )
@@ -71,8 +73,9 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None, pre
         raise ValueError("build Bambi models with center_predictors=False to fit them here")
     sampler = check_sampler(sampling["sampler"])
     start = announce_sampling(log, sampling, cores)
+    thin = int(sampling.get("thin", 1))
     idata = model.fit(
-        draws=sampling["draws"],
+        draws=sampling["draws"] * thin,
         tune=sampling["tune"],
         chains=sampling["chains"],
         cores=max(1, min(sampling["chains"], cores)),
@@ -85,7 +88,7 @@ def fit_bambi(model, sampling: Mapping, seed: int, cores: int = 2, log=None, pre
         compute_convergence_checks=False,
     )
     announce_sampled(log, idata, start)
-    return add_bambi_draws(model, idata, predictive_seed)
+    return add_bambi_draws(model, thinned(idata, thin), predictive_seed)
 
 
 def add_bambi_draws(model, idata, predictive_seed=None):
@@ -117,9 +120,10 @@ def sample_pymc(
 
     sampler = check_sampler(sampling["sampler"])
     start = announce_sampling(log, sampling, cores)
+    thin = int(sampling.get("thin", 1))
     with model:
         idata = pm.sample(
-            draws=sampling["draws"],
+            draws=sampling["draws"] * thin,
             tune=sampling["tune"],
             chains=sampling["chains"],
             cores=max(1, min(sampling["chains"], cores)),
@@ -130,17 +134,35 @@ def sample_pymc(
             compute_convergence_checks=False,
         )
     announce_sampled(log, idata, start)
+    idata = thinned(idata, thin)
     if log_likelihood:
         idata["log_likelihood"] = pointwise_log_likelihood(model, idata["posterior"].to_dataset())
     return idata
 
 
+def thinned(idata, thin: int):
+    """``idata`` with every ``thin``-th draw of its posterior and sampler statistics kept."""
+    if thin == 1:
+        return idata
+    for group in ("posterior", "sample_stats"):
+        dataset = idata[group].to_dataset()
+        kept = dataset.isel(draw=slice(thin - 1, None, thin))
+        idata[group] = kept.assign_coords(draw=range(kept.sizes["draw"]))
+    return idata
+
+
 def model_sampling(config: Mapping, section: str) -> dict:
     """The MCMC settings of one model family: ``sampling`` with the draws per chain multiplied by
-    ``config[section]["draws_multiplier"]`` (1 when the section has none)."""
+    ``config[section]["draws_multiplier"]`` and ``thin`` (each 1 when the section has none).
+
+    ``draws`` is the number of draws kept per chain; ``draws * thin`` are sampled, every
+    ``thin``-th kept (for slowly mixing parameters the kept draws hold nearly all the effective
+    sample size of the longer run, at the storage and post-processing cost of the kept ones).
+    """
     sampling = dict(config["sampling"])
-    multiplier = config.get(section, {}).get("draws_multiplier", 1)
-    sampling["draws"] = round(sampling["draws"] * multiplier)
+    section_config = config.get(section, {})
+    sampling["draws"] = round(sampling["draws"] * section_config.get("draws_multiplier", 1))
+    sampling["thin"] = int(section_config.get("thin", 1))
     return sampling
 
 

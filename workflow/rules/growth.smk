@@ -23,7 +23,7 @@ rule fit_growth:
         spec=growth_model_spec,
         priors=config["growth"]["priors"],
         sampling=config["sampling"],
-        draws_multiplier=config["growth"]["draws_multiplier"],
+        thin=config["growth"]["thin"],
         seed=config["seed"],
     script:
         "../scripts/fit_growth.py"
