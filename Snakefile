@@ -1,9 +1,18 @@
 # Bayesian reanalysis of therapeutic alliance in the ICOnnecta't trial.
 # Run with `snakemake --cores 4`; see README.md. Rules are grouped by stage in workflow/rules/.
 
+import sys
+
 from snakemake.utils import min_version
 
+from alliance import config_checks
+
 min_version("9.0")
+
+# A malformed config file stops the run with one message naming the file, line and problem
+# (Snakemake's own message names neither). Other config checks are in workflow/rules/common.smk.
+if config_problem := config_checks.yaml_file_problem("config/config.yaml"):
+    sys.exit(config_checks.exit_message([config_problem]))
 
 
 configfile: "config/config.yaml"

@@ -1,10 +1,28 @@
 # Configuration checks and helpers shared by every stage.
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+from alliance import config_checks, interruptions
+
+# A configuration or environment problem stops the run here, before any job, with one message
+# per problem naming the key and what is allowed (sys.exit: no traceback on the console).
+CONFIG_SCHEMA = "../schemas/config.schema.yaml"
+_problems = config_checks.schema_problems(
+    config, config_checks.load_schema(workflow.source_path(CONFIG_SCHEMA))
+)
+if _problems:
+    sys.exit(config_checks.exit_message(_problems))
+validate(config, schema=CONFIG_SCHEMA)  # fills the schema's defaults
+_problems = config_checks.startup_problems(config)
+if _problems:
+    sys.exit(config_checks.exit_message(_problems))
+
+# A closed terminal stops the run like Ctrl-C (jobs cancelled, directory unlocked), so the same
+# command resumes it; profiles/default/config.yaml reruns any output left incomplete.
+interruptions.stop_on_hangup_like_ctrl_c()
 
 
 # The one software environment of every rule (same pins as requirements.txt). Jobs run in the
@@ -32,11 +50,6 @@ def input_data_files(wildcards):
 
 RATERS = ["patient", "therapist"]
 GROWTH_MODELS = list(config["growth"]["models"])
-if config["growth"]["reported_model"] not in GROWTH_MODELS:
-    raise ValueError(
-        f"growth.reported_model '{config['growth']['reported_model']}' is not one of "
-        f"growth.models: {', '.join(GROWTH_MODELS)}"
-    )
 
 
 def fit_priority(fit, rater=None, model=None):
