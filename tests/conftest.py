@@ -51,7 +51,15 @@ def project_dir() -> Path:
     return PROJECT_DIR
 
 
-WORKFLOW_FILES = ("Snakefile", "environment.yml", "workflow", "config", "report", "models")
+WORKFLOW_FILES = (
+    "Snakefile",
+    "environment.yml",
+    "workflow",
+    "config",
+    "report",
+    "models",
+    "profiles",
+)
 
 
 def make_workspace(folder: Path) -> Path:

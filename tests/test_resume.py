@@ -71,7 +71,6 @@ def prepared(tmp_path_factory) -> tuple[Path, Path]:
     """A workspace with the workflow profile and the analysis tables made; the tiny config."""
     folder = tmp_path_factory.mktemp("resume")
     workspace = make_workspace(folder / "workflow")
-    shutil.copytree(PROJECT_DIR / "profiles", workspace / "profiles")
     tiny = tiny_config(folder)
     result = run(workspace, command(tiny, "data/processed/alliance.csv"))
     assert result.returncode == 0, result.stderr[-3000:]
