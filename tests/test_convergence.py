@@ -39,20 +39,21 @@ def test_a_fit_that_fails_is_sampled_again_until_it_passes():
         return iid_fit(sampling["chains"], sampling["draws"], seed=attempt)
 
     def checks(fit):
-        return fit_checks(fit, None, "toy", THRESHOLDS)
+        return fit_checks(fit, None, "toy", {**THRESHOLDS, "min_ess": 1000})
 
-    # 2 chains x 50 draws: ESS about 100 < 400, fails; x 100: 200, fails; x 400: 800, passes.
+    # Independent draws, so ESS is about 2 x draws: 100, 200, 400 and 800 are well below the
+    # 1000 required, 1600 well above.
     sampling = {"chains": 2, "draws": 50, "max_draws": 1000}
     fit = sample_until_converged(sample, checks, sampling)
-    assert calls == [(50, 0), (100, 1), (200, 2), (400, 3)]
-    assert fit["posterior"].sizes["draw"] == 400
-    assert fit.attrs["draws_per_chain"] == 400
-    assert fit.attrs["extensions"] == 3
+    assert calls == [(50, 0), (100, 1), (200, 2), (400, 3), (800, 4)]
+    assert fit["posterior"].sizes["draw"] == 800
+    assert fit.attrs["draws_per_chain"] == 800
+    assert fit.attrs["extensions"] == 4
     assert checks(fit)["passed"].all()
     # What was needed is part of the fit's diagnostics table (sampler rows, never failing).
     table = checks(fit).set_index("quantity")
-    assert table.loc["draws_per_chain", "value"] == 400
-    assert table.loc["extensions", "value"] == 3
+    assert table.loc["draws_per_chain", "value"] == 800
+    assert table.loc["extensions", "value"] == 4
 
 
 def test_a_fit_that_passes_is_not_sampled_again():
@@ -101,3 +102,28 @@ def test_fit_checks_judge_parameters_and_reported_quantities():
     assert passed["mu"] and passed["good"] and not passed["stuck"]
     assert set(table["kind"]) == {"parameter", "estimand", "sampler"}
     assert isinstance(table, pd.DataFrame)
+
+
+def test_thinning_keeps_every_kth_draw_and_judges_the_sampler_on_all_transitions():
+    from alliance.sampling import thinned
+
+    chains, draws = 2, 300
+    fit = iid_fit(chains, draws, seed=4)
+    diverging = np.zeros((chains, draws), dtype=bool)
+    diverging[0, 1] = diverging[1, 4] = True  # not at a kept draw (every 3rd: 2, 5, 8, ...)
+    rng = np.random.default_rng(5)
+    energy = np.zeros((chains, draws))
+    for t in range(1, draws):  # strongly autocorrelated energy: E-BFMI about 0.2
+        energy[:, t] = 0.9 * energy[:, t - 1] + rng.normal(size=chains)
+    fit["sample_stats"] = xr.Dataset(
+        {"diverging": (("chain", "draw"), diverging), "energy": (("chain", "draw"), energy)},
+        coords={"chain": range(chains), "draw": range(draws)},
+    )
+    mu = fit["posterior"]["mu"].values.copy()
+    kept = thinned(fit, 3)
+    np.testing.assert_array_equal(kept["posterior"]["mu"].values, mu[:, 2::3])
+    table = fit_checks(kept, None, "toy", THRESHOLDS).set_index("quantity")
+    assert table.loc["divergences", "value"] == 2
+    assert not table.loc["divergences", "passed"]
+    assert table.loc["min_ebfmi", "value"] < 0.3
+    assert not table.loc["min_ebfmi", "passed"]

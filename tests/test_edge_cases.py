@@ -19,12 +19,14 @@ pytestmark = pytest.mark.slow
 NONE_MISSING = {"digital": {3: 0.0, 6: 0.0, 12: 0.0}, "ptau": {3: 0.0, 6: 0.0, 12: 0.0}}
 NO_FORMS_MISSING = {"patient": 0.0, "therapist": 0.0}
 SCENARIOS = {
-    # No missing value anywhere: every assessment, form, answer and covariate present.
+    # No missing value anywhere: every assessment, form, answer and covariate present (counts
+    # nearly Poisson, so no assessment without communication leaves an undefined share).
     "complete": {
         "missing_assessment": NONE_MISSING,
         "missing_rater": NO_FORMS_MISSING,
         "missing_item": 0.0,
         "missing_covariate": 0.0,
+        "count_dispersion": 1000.0,
     },
     # No dropout (forms, answers and covariates still missing now and then), one centre with
     # one therapist per arm.
@@ -70,6 +72,10 @@ def test_any_valid_data_set_runs_end_to_end(scenario, tmp_path):
     assert estimands[["mean", "ci_low", "ci_high"]].notna().all().all()
     assert (estimands["ci_low"] <= estimands["ci_high"]).all()
     assert (workspace / "results/report.html").stat().st_size > 100_000
+    if scenario == "complete":  # the association models ran without imputation
+        for rater in ("patient", "therapist"):
+            missing = pd.read_csv(workspace / f"results/association/{rater}_missing_predictors.csv")
+            assert (missing["n_missing"] == 0).all()
 
 
 def test_data_too_thin_for_a_model_stop_with_one_clear_message(twin_files, tmp_path):

@@ -200,3 +200,24 @@ def test_summary_sentences_state_the_configured_interval_mass():
     assert len(with_intervals) == 9
     assert all("90% interval" in sentence for sentence in with_intervals)
     assert not any("95%" in sentence for sentence in sentences)
+
+
+def test_fits_the_safety_net_sampled_again_are_named_in_the_summary(completed_run, tmp_path):
+    workspace = tmp_path / "extended"
+    shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
+    html = (workspace / "results/report.html").read_text()
+    assert 'id="extension-flag"' not in html  # the test config turns the safety net off
+    path = workspace / "results/growth/patient_linear_diagnostics.csv"
+    table = pd.read_csv(path)
+    failed = int((~table["passed"]).sum())
+    rows = table["quantity"].map({"draws_per_chain": 400, "extensions": 1})
+    table.loc[rows.notna(), "value"] = rows[rows.notna()]
+    assert rows.notna().sum() == 2
+    table.to_csv(path, index=False)
+    result = run_snakemake(workspace, "--forcerun", "render_report", "--", "results/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workspace / "results/report.html").read_text()
+    flag = html[html.index('id="extension-flag"') :].split("</p>")[0]
+    assert "1 fit did not pass every convergence check at first" in flag
+    expected = "growth_patient_linear (from 200 to 400 draws kept per chain"
+    assert expected + (f", still failing {failed} checks)" if failed else ")") in flag

@@ -141,13 +141,17 @@ def sample_pymc(
 
 
 def thinned(idata, thin: int):
-    """``idata`` with every ``thin``-th draw of its posterior and sampler statistics kept."""
+    """``idata`` with every ``thin``-th posterior draw kept.
+
+    The sampler statistics keep every draw: divergences are counted, and E-BFMI computed from
+    consecutive energies, over all the transitions the sampler made (thinned, a divergence could
+    go unseen and the energies of draws ``thin`` apart would flatter E-BFMI).
+    """
     if thin == 1:
         return idata
-    for group in ("posterior", "sample_stats"):
-        dataset = idata[group].to_dataset()
-        kept = dataset.isel(draw=slice(thin - 1, None, thin))
-        idata[group] = kept.assign_coords(draw=range(kept.sizes["draw"]))
+    posterior = idata["posterior"].to_dataset()
+    kept = posterior.isel(draw=slice(thin - 1, None, thin))
+    idata["posterior"] = kept.assign_coords(draw=range(kept.sizes["draw"]))
     return idata
 
 
@@ -167,8 +171,9 @@ def model_sampling(config: Mapping, section: str) -> dict:
 
 
 def extension_draws(sampling: Mapping) -> list[int]:
-    """Draws per chain of each attempt the safety net may make: the configured draws, then twice
-    as many each time, while at most ``sampling["max_draws"]`` (absent: no extension)."""
+    """Draws kept per chain of each attempt the safety net may make: the configured draws, then
+    twice as many each time, while at most ``sampling["max_draws"]`` (absent: no extension).
+    A thinned model samples ``thin`` times the draws it keeps."""
     draws = [int(sampling["draws"])]
     cap = int(sampling.get("max_draws") or 0)
     while draws[-1] * 2 <= cap:
@@ -224,7 +229,9 @@ def load_fit(path, groups=None):
 
     tree = xr.open_datatree(path, engine="h5netcdf")
     if groups is not None:
+        attrs = dict(tree.attrs)
         tree = xr.DataTree.from_dict({group: tree[group].to_dataset() for group in groups})
+        tree.attrs.update(attrs)
     return tree.load()
 
 

@@ -130,7 +130,8 @@ def simulate_trial(
     offsets = rng.normal(0, twin["item_offset_sd"], wai.n_items)
     offsets -= offsets.mean()
 
-    # Edge case: patients who answer the top of the scale to every item of their own form.
+    # Edge case: patients who answer the top of the scale (7) to every item of their own form,
+    # reverse-keyed ones included.
     all_top = _chosen(rng, np.ones(n_patients, dtype=bool), twin.get("share_all_top", 0))
 
     frames = []
@@ -157,12 +158,13 @@ def simulate_trial(
             wai.response_min,
             wai.response_max,
         )
-        if rater == "patient" and all_top.any():
-            scored[all_top[index]] = wai.response_max
         answers = scored.copy()
         flip = wai.response_min + wai.response_max
         for item in wai.reverse_keyed:
             answers[:, item - 1] = flip - scored[:, item - 1]
+        if rater == "patient" and all_top.any():
+            # Straight-lining at the top: every answer 7, reverse-keyed items included.
+            answers[all_top[index]] = wai.response_max
         frame = pd.DataFrame(answers.astype(int), columns=wai.columns)
         frame.insert(0, "rater", rater)
         frame.insert(0, "month", np.tile(months, n_patients))

@@ -20,6 +20,8 @@ rule fit_agreement:
         # Listed so that changing any of them reruns the fit.
         priors=config["agreement"]["priors"],
         sampling=config["sampling"],
+        # The safety net refits a fit that fails these (alliance.sampling).
+        convergence=CONVERGENCE_THRESHOLDS,
         draws_multiplier=config["agreement"]["draws_multiplier"],
         seed=config["seed"],
     script:
@@ -106,6 +108,8 @@ rule truth_and_bias:
         # Listed so that changing any of them reruns the fit.
         priors=config["agreement"]["priors"],
         sampling=config["sampling"],
+        # The safety net refits a fit that fails these (alliance.sampling).
+        convergence=CONVERGENCE_THRESHOLDS,
         seed=config["seed"],
     script:
         "../scripts/truth_and_bias.py"

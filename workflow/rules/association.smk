@@ -50,6 +50,8 @@ rule fit_association:
         # Listed so that changing any of them reruns the fit.
         priors=config["association"]["priors"],
         sampling=config["sampling"],
+        # The safety net refits a fit that fails these (alliance.sampling).
+        convergence=CONVERGENCE_THRESHOLDS,
         seed=config["seed"],
     script:
         "../scripts/fit_association.py"

@@ -49,6 +49,12 @@ def input_data_files(wildcards):
 
 
 RATERS = ["patient", "therapist"]
+# The convergence checks every fit must pass before it is saved (the safety net samples again
+# otherwise), so changing one of them reruns the fits.
+CONVERGENCE_THRESHOLDS = {
+    key: config["diagnostics"][key]
+    for key in ("max_rhat", "min_ess", "max_divergences", "min_ebfmi")
+}
 GROWTH_MODELS = list(config["growth"]["models"])
 
 

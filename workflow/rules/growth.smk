@@ -23,6 +23,8 @@ rule fit_growth:
         spec=growth_model_spec,
         priors=config["growth"]["priors"],
         sampling=config["sampling"],
+        # The safety net refits a fit that fails these (alliance.sampling).
+        convergence=CONVERGENCE_THRESHOLDS,
         thin=config["growth"]["thin"],
         seed=config["seed"],
     script:
