@@ -221,3 +221,13 @@ def test_fits_the_safety_net_sampled_again_are_named_in_the_summary(completed_ru
     assert "1 fit did not pass every convergence check at first" in flag
     expected = "growth_patient_linear (from 200 to 400 draws kept per chain"
     assert expected + (f", still failing {failed} checks)" if failed else ")") in flag
+
+
+def test_report_template_parses():
+    """A syntax error in the template would otherwise surface only at the end of a full run."""
+    import jinja2
+
+    from alliance.settings import PROJECT_DIR
+
+    loader = jinja2.FileSystemLoader(str(PROJECT_DIR / "report" / "templates"))
+    jinja2.Environment(loader=loader).get_template("report.html.j2")
