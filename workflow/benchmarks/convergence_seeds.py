@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,7 +84,11 @@ def main() -> None:
     for seed in args.seeds:
         workspace = fresh_workspace(PROJECT_DIR, PROJECT_DIR / ".cache" / "benchmarks")
         print(f"seed {seed}: workspace {workspace}", flush=True)
-        seconds, _ = run_snakemake(workspace, args.cores, "--config", f"seed={seed}")
+        try:
+            seconds, _ = run_snakemake(workspace, args.cores, "--config", f"seed={seed}")
+        except subprocess.CalledProcessError:  # the fits' tables still say how they converged
+            print(f"seed {seed}: the run failed; see {workspace}/logs", flush=True)
+            seconds, args.keep = float("nan"), True
         rows.extend(seed_rows(workspace, seed, seconds))
         pd.DataFrame(rows).to_csv(RESULT_FILE, index=False)  # written as it goes
         if not args.keep:
