@@ -142,8 +142,62 @@ def test_recovers_no_agreement_and_strong_agreement(tmp_path):
         assert strong["prob_positive"] > 0.99
 
 
+#: Truth-and-bias test data: patients' mean rating, the therapist's directional bias (therapist
+#: minus patient) per arm x month, and the tracking slope per arm. The arms' patient means differ,
+#: as they do in the trial: centring on one grand mean biased the PTAU month-12 cell by
+#: (1 - 0.1) x (6.4 - 5.98), about 0.38 points.
+TB_PATIENT_MEAN = {"digital": (5.4, 5.7, 5.9), "ptau": (6.2, 6.3, 6.4)}
+TB_BIAS = {"digital": (-0.6, -0.45, -0.3), "ptau": (-0.1, -0.2, -0.4)}
+TB_TRACKING = {"digital": 0.5, "ptau": 0.1}
+TB_THERAPIST_SD = 0.25
+
+
+def truth_and_bias_pairs(n: int = 400, therapists_per_arm: int = 12, seed: int = 8):
+    """Complete rating pairs from the truth-and-bias model with therapist and patient effects."""
+    rng = np.random.default_rng(seed)
+    months = (3, 6, 12)
+    arm = np.where(np.arange(n) < n // 2, "digital", "ptau")
+    therapist = np.array(
+        [f"{a}_t{i % therapists_per_arm}" for i, a in enumerate(arm)], dtype=object
+    )
+    therapist_effect = {t: rng.normal(0, TB_THERAPIST_SD) for t in np.unique(therapist)}
+    patient_level = rng.normal(0, 0.6, n)
+    patient_view = rng.normal(0, 0.15, n)  # the therapist's stable view of this patient
+    rows = []
+    for i in range(n):
+        for m, month in enumerate(months):
+            mean = TB_PATIENT_MEAN[arm[i]][m]
+            patient = mean + patient_level[i] + rng.normal(0, 0.3)
+            judged = (
+                mean
+                + TB_BIAS[arm[i]][m]
+                + TB_TRACKING[arm[i]] * (patient - mean)
+                + therapist_effect[therapist[i]]
+                + patient_view[i]
+                + rng.normal(0, 0.3)
+            )
+            rows.append((f"p{i}", arm[i], therapist[i], month, patient, judged))
+    columns = ["patient_id", "arm", "therapist_id", "month", "patient", "therapist"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_truth_and_bias_data_centres_each_arm_and_month_on_its_patients_mean():
+    from alliance.agreement import truth_and_bias_data
+
+    pairs = truth_and_bias_pairs(n=60, therapists_per_arm=3)
+    pairs.loc[0, "therapist"] = np.nan  # an unpaired assessment is left out
+    data = truth_and_bias_data(pairs)
+    assert len(data) == len(pairs) - 1
+    for (arm, month), cell in data.groupby(["arm", "month"]):
+        raw = pairs[(pairs.arm == arm) & (pairs.month == month)].dropna()
+        assert cell["patient_c"].mean() == pytest.approx(0, abs=1e-12)
+        # The cell's mean centred therapist rating is its observed directional bias.
+        observed_bias = (raw["therapist"] - raw["patient"]).mean()
+        assert cell["therapist_c"].mean() == pytest.approx(observed_bias, abs=1e-12)
+
+
 @pytest.mark.slow
-def test_truth_and_bias_model_recovers_known_bias_and_tracking():
+def test_truth_and_bias_model_recovers_cell_biases_tracking_and_therapist_effects():
     from alliance.agreement import (
         build_truth_and_bias_model,
         truth_and_bias_data,
@@ -151,38 +205,27 @@ def test_truth_and_bias_model_recovers_known_bias_and_tracking():
     )
     from alliance.sampling import fit_bambi
 
-    rng = np.random.default_rng(8)
-    n = 300
-    patients = pd.DataFrame(
-        {
-            "patient_id": [f"p{i}" for i in range(n)],
-            "arm": np.where(np.arange(n) < n // 2, "digital", "ptau"),
-        }
-    )
-    pairs = patients.loc[patients.index.repeat(3)].reset_index(drop=True)
-    pairs["month"] = np.tile([3, 6, 12], n)
-    pairs["patient"] = 6 + np.repeat(rng.normal(0, 0.6, n), 3) + rng.normal(0, 0.3, 3 * n)
-    digital = (pairs["arm"] == "digital").to_numpy()
-    slope = np.where(digital, 0.5, 0.0)  # digital therapists track; PTAU therapists do not
-    bias = np.where(digital, -0.6, -0.1)
-    centre = pairs["patient"].mean()
-    pairs["therapist"] = centre + bias + slope * (pairs["patient"] - centre)
-    pairs["therapist"] += rng.normal(0, 0.3, 3 * n)
     config = load_config({"sampling": REDUCED})
-    model = build_truth_and_bias_model(truth_and_bias_data(pairs), config["agreement"]["priors"])
+    data = truth_and_bias_data(truth_and_bias_pairs())
+    model = build_truth_and_bias_model(data, config["agreement"]["priors"])
     idata = fit_bambi(model, config["sampling"], seed=5)
     draws = truth_and_bias_draws(idata)
-    for name, truth in (
-        ("tracking", {"digital": 0.5, "ptau": 0.0}),
-        ("directional_bias", {"digital": -0.6, "ptau": -0.1}),
-    ):
-        # The truth is the same at every month: check the month-averaged quantity per arm. Its
-        # posterior SD is about 0.03, so the mean lies within 0.1 of the truth, and the two arms
-        # (tracking 0.5 against 0; bias -0.6 against -0.1) are told apart, labels included.
-        table = summarise_draws(draws[name].mean("month"), 0.95, 0.1).set_index("arm")
-        for arm, value in truth.items():
-            assert table.loc[arm, "mean"] == pytest.approx(value, abs=0.1), (name, arm)
-            assert table.loc[arm, "sd"] < 0.05
+    bias = summarise_draws(draws["directional_bias"], 0.95, 0.1).set_index(["arm", "month"])
+    for arm, values in TB_BIAS.items():
+        for month, value in zip((3, 6, 12), values):
+            row = bias.loc[(arm, month)]
+            # Each cell within three posterior SDs (about 0.1: twelve therapists per arm) of
+            # its truth; the PTAU month-12 cell, which the grand-mean centring put near -0.02,
+            # is told apart from zero.
+            assert abs(row["mean"] - value) < 3 * row["sd"], (arm, month, row["mean"])
+            assert row["sd"] < 0.12
+    assert bias.loc[("ptau", 12), "ci_high"] < 0
+    tracking = summarise_draws(draws["tracking"].mean("month"), 0.95, 0.1).set_index("arm")
+    for arm, value in TB_TRACKING.items():
+        assert tracking.loc[arm, "mean"] == pytest.approx(value, abs=0.08), arm
+    therapist_sd = idata["posterior"]["1|therapist_id_sigma"]
+    low, high = np.quantile(therapist_sd, [0.025, 0.975])
+    assert low < TB_THERAPIST_SD < high and low > 0.05
 
 
 def test_posterior_predictive_replicates_both_ratings_jointly():

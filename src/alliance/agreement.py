@@ -312,29 +312,41 @@ def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_dra
 
 
 TRUTH_AND_BIAS_FORMULA = (
-    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c + (1 | patient_id)"
+    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c + (1 | patient_id) + (1 | therapist_id)"
 )
 
 
 def truth_and_bias_data(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Complete pairs with both ratings centred on the patients' grand mean (the "truth").
+    """Complete pairs with both ratings centred on the patients' mean of their arm and month.
 
     In the truth-and-bias model (West and Kenny 2011) the therapist's rating is the judgement and
-    the patient's rating the truth: the intercept is the therapist's directional bias (mean
-    therapist minus mean patient rating) and the slope on the centred patient rating is the
-    tracking of the patient's view.
+    the patient's rating the truth. Centring both on the patients' mean of the same arm x month
+    cell (``cell_patient_mean``) makes each cell's intercept the therapist's directional bias in
+    that cell (mean therapist minus mean patient rating: the opposite sign of the agreement
+    model's ``rater_bias``), whatever the tracking slope; centring on one grand mean would add
+    ``(1 - slope) x (cell mean - grand mean)`` to it. The slope on the centred patient rating is
+    the tracking of the patient's view.
     """
     complete = pairs.dropna(subset=list(RATERS)).copy()
-    centre = complete["patient"].mean()
-    complete["patient_c"] = complete["patient"] - centre
-    complete["therapist_c"] = complete["therapist"] - centre
     complete["arm"] = complete["arm"].astype(str)
+    cell_mean = complete.groupby(["arm", "month"])["patient"].transform("mean")
+    complete["cell_patient_mean"] = cell_mean
+    complete["patient_c"] = complete["patient"] - cell_mean
+    complete["therapist_c"] = complete["therapist"] - cell_mean
     return complete
 
 
 def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
-    """Bambi model of the therapist's rating on the patient's, by arm and month."""
+    """Bambi model of the therapist's rating on the patient's, by arm and month.
+
+    Patient intercepts absorb what a patient's assessments share; therapist intercepts a
+    therapist's response style across his or her patients, so the bias is that of a typical
+    therapist and its interval reflects how many therapists there are.
+    """
     import bambi as bmb
+
+    def group_prior(sd: float):
+        return bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=sd))
 
     model = bmb.Model(
         TRUTH_AND_BIAS_FORMULA,
@@ -342,11 +354,8 @@ def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
         priors={
             "common": bmb.Prior("Normal", mu=0, sigma=priors["change"]["sigma"]),
             "sigma": bmb.Prior("HalfNormal", sigma=priors["residual_sd"]["sd"]),
-            "1|patient_id": bmb.Prior(
-                "Normal",
-                mu=0,
-                sigma=bmb.Prior("HalfNormal", sigma=priors["patient_level_sd"]["sd"]),
-            ),
+            "1|patient_id": group_prior(priors["patient_level_sd"]["sd"]),
+            "1|therapist_id": group_prior(priors["therapist_sd"]["sd"]),
         },
         categorical=["arm"],
         # No intercept to centre; stated because alliance.sampling.fit_bambi requires it.

@@ -164,6 +164,15 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
     return sentences
 
 
+#: The sign of each difference the report shows, written beside its name.
+SIGN_CONVENTIONS = {
+    "arm_difference": "digital minus usual care",
+    "change_difference": "digital minus usual care",
+    "rater_bias": "patient minus therapist",
+    "directional_bias": "therapist minus patient",
+}
+
+
 def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".") -> dict:
     """Everything the template shows, read from the workflow's outputs."""
     detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
@@ -218,6 +227,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
         "detail": detail,
+        "sign_conventions": SIGN_CONVENTIONS,
         "figures": figures,
         "ci_prob": config["summary"]["ci_prob"],
         "rope_wai": config["summary"]["rope_wai"],

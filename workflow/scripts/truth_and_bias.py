@@ -1,7 +1,7 @@
 """Snakemake adapter: the truth-and-bias model of the therapist's view (aim b).
 
 Fits the Bambi model of the therapist's rating on the patient's (both centred on the patients'
-mean) by arm and month, saves the fit, and writes the directional bias and tracking summaries,
+mean of each arm and month) by arm and month, saves the fit, and writes the directional bias and tracking summaries,
 their diagnostics and a forest figure.
 """
 
@@ -87,7 +87,8 @@ detail["label"] = (
 forest_figure(
     detail,
     "label",
-    "Therapist's view: directional bias (WAI points) and tracking (slope on patient's rating)",
+    "Therapist's view: directional bias (therapist minus patient, WAI points) and tracking "
+    "(slope on patient's rating)",
 ).savefig(smk.output.figure, dpi=120, bbox_inches="tight")
 if failed and config["diagnostics"]["strict"]:
     log.error("diagnostics.strict is true: stopping because convergence checks failed")
