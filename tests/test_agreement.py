@@ -212,7 +212,7 @@ def test_truth_and_bias_model_recovers_cell_biases_tracking_and_therapist_effect
     draws = truth_and_bias_draws(idata)
     bias = summarise_draws(draws["directional_bias"], 0.95, 0.1).set_index(["arm", "month"])
     for arm, values in TB_BIAS.items():
-        for month, value in zip((3, 6, 12), values):
+        for month, value in zip((3, 6, 12), values, strict=True):
             row = bias.loc[(arm, month)]
             # Each cell within three posterior SDs (about 0.1: twelve therapists per arm) of
             # its truth; the PTAU month-12 cell, which the grand-mean centring put near -0.02,

@@ -312,7 +312,8 @@ def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_dra
 
 
 TRUTH_AND_BIAS_FORMULA = (
-    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c + (1 | patient_id) + (1 | therapist_id)"
+    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c"
+    " + (1 | patient_id) + (1 | therapist_id)"
 )
 
 

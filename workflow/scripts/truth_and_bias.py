@@ -1,8 +1,8 @@
 """Snakemake adapter: the truth-and-bias model of the therapist's view (aim b).
 
 Fits the Bambi model of the therapist's rating on the patient's (both centred on the patients'
-mean of each arm and month) by arm and month, saves the fit, and writes the directional bias and tracking summaries,
-their diagnostics and a forest figure.
+mean of each arm and month) by arm and month, saves the fit, and writes the directional bias and
+tracking summaries, their diagnostics and a forest figure.
 """
 
 from alliance.runtime import isolate_caches, job_logger
