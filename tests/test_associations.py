@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alliance.analysis_tables import build_analysis_tables
@@ -66,14 +67,165 @@ def test_complete_predictors_need_no_imputation(config, rater, tmp_path):
     _, tables = tables_for(complete, 5, tmp_path)
     data, scale = association_data(tables["alliance"], tables["digital_covariates"], rater)
     terms = list(TERMS[rater])
-    # Undefined asynchronous shares (no communication) would still be missing: none here.
-    assert not data[terms].isna().any().any()
+    # Only undefined asynchronous shares (no communication) are empty, and they are not missing.
+    assert (missing_summary(data, rater)["n_missing"] == 0).all()
+    for decomposition in (False, True):
+        model = build_association_model(
+            data,
+            scale,
+            rater,
+            config["association"]["priors"],
+            list(config["instrument"]["months"]),
+            decomposition=decomposition,
+        )
+        assert not [v for v in model.named_vars if v.endswith("_unobserved")], terms
+        logp = model.compile_logp(mode="FAST_COMPILE")(model.initial_point())
+        assert np.isfinite(logp)
+
+
+def small_association_data(n_patients: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Three assessments per patient with every predictor present and some communication."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_patients):
+        age = rng.normal(50, 10)
+        for month in (3, 6, 12):
+            rows.append(
+                {
+                    "patient_id": f"p{i}",
+                    "therapist_id": f"t{i % 2}",
+                    "month": month,
+                    "wai_total": rng.normal(5.5, 0.7),
+                    "age": age,
+                    "sus": rng.normal(70, 15),
+                    "vas_app": rng.normal(7, 2),
+                    "comm_amount": rng.normal(2, 0.5),
+                    "comm_async_share": rng.uniform(0.2, 0.8),
+                    "no_communication": False,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def standard_scale(data: pd.DataFrame, rater: str) -> pd.DataFrame:
+    terms = list(TERMS[rater])
+    return pd.DataFrame({"mean": data[terms].mean(), "sd": data[terms].std()}).rename_axis("term")
+
+
+MISSING_PATTERNS = {
+    "none": [],
+    "age only": [("age", 0)],
+    "one time-varying": [("sus", 4)],
+    "share only": [("comm_async_share", 7)],
+    "all kinds": [("age", 3), ("sus", 1), ("vas_app", 1), ("comm_amount", 8)],
+}
+
+
+@pytest.mark.parametrize("pattern", list(MISSING_PATTERNS))
+def test_every_combination_of_present_and_missing_predictors_builds(config, pattern):
+    """Each missing cell is one imputed value; undefined shares (no communication) are not."""
+    data = small_association_data()
+    for term, row in MISSING_PATTERNS[pattern]:
+        patient = data.loc[row, "patient_id"]
+        rows = data.index[data.patient_id == patient] if term == "age" else [row]
+        data.loc[rows, term] = np.nan
+    # One assessment without communication: its share is undefined, not missing.
+    data.loc[10, ["comm_amount", "comm_async_share", "no_communication"]] = [0.0, np.nan, True]
+    scale = standard_scale(data, "patient")
     model = build_association_model(
-        data, scale, rater, config["association"]["priors"], list(config["instrument"]["months"])
+        data, scale, "patient", config["association"]["priors"], [3, 6, 12]
     )
-    assert "imputed" not in model.named_vars
-    logp = model.compile_logp(mode="FAST_COMPILE")(model.initial_point())
-    assert np.isfinite(logp)
+    imputed = {
+        name.removesuffix("_z_unobserved"): model[name].size.eval()
+        for name in model.named_vars
+        if name.endswith("_unobserved")
+    }
+    expected = {term: 1 for term, _ in MISSING_PATTERNS[pattern]}
+    assert imputed == expected
+    assert "no_communication" in model.named_vars
+    assert np.isfinite(model.compile_logp(mode="FAST_COMPILE")(model.initial_point()))
+    summary = missing_summary(data, "patient").set_index("term")
+    assert summary.loc["comm_async_share", "n_undefined"] == 1
+    assert summary.loc["comm_async_share", "n_missing"] == len(
+        [t for t, _ in MISSING_PATTERNS[pattern] if t == "comm_async_share"]
+    )
+
+
+def cholesky_from_cpc(cpc: np.ndarray, size: int) -> np.ndarray:
+    """The correlation Cholesky factor of alliance.correlation_priors.lkj_cholesky_corr."""
+    chol = np.zeros((size, size))
+    chol[0, 0] = 1.0
+    position = 0
+    for row in range(1, size):
+        remaining = 1.0
+        for column in range(row):
+            chol[row, column] = cpc[position] * np.sqrt(remaining)
+            remaining -= chol[row, column] ** 2
+            position += 1
+        chol[row, row] = np.sqrt(remaining)
+    return chol
+
+
+def test_a_missing_predictor_has_exactly_the_joint_models_conditional_normal(config):
+    """At fixed parameters, the log density as a function of one missing cell is the conditional
+    normal of the within-patient multivariate normal given the assessment's other predictors,
+    centred on the month mean plus the patient's latent mean: one density, not a second prior
+    on top (which would add 1 to its precision), and not a fixed zero mean."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    data = small_association_data()
+    missing_row, term = 4, "vas_app"  # patient p1, month 6
+    data.loc[missing_row, term] = np.nan
+    scale = standard_scale(data, "patient")
+    model = remove_value_transforms(
+        build_association_model(data, scale, "patient", config["association"]["priors"], [3, 6, 12])
+    )
+    varying = ["sus", "vas_app", "comm_amount", "comm_async_share"]
+    rng = np.random.default_rng(1)
+    within_cpc = np.array([0.5, -0.3, 0.2, 0.4, -0.1, 0.3])
+    within_sd = np.array([0.8, 0.6, 0.9, 0.7])
+    month_mean = rng.normal(0, 0.5, (3, 4))
+    between_sd = np.array([1.0, 0.5, 0.7, 0.4, 0.6])
+    between_z = rng.normal(0, 1, (4, 4))
+    point = {
+        "between_sd": between_sd,
+        "between_corr_cpc_01": np.full(10, 0.5),  # independent: b = between_sd * between_z
+        "between_z": between_z,
+        "predictor_month_mean": month_mean,
+        "within_sd": within_sd,
+        "within_corr_cpc_01": (within_cpc + 1) / 2,
+        "intercept": 5.5,
+        "month_raw": np.zeros(2),
+        "beta": np.zeros(5),  # the outcome carries no information about the cell
+        "patient_sd": 0.5,
+        "patient_z": np.zeros(4),
+        "therapist_sd": 0.2,
+        "therapist_z": np.zeros(2),
+        "sigma": 0.5,
+    }
+    logp = model.compile_logp()
+
+    def at(value: float) -> float:
+        return float(logp({**point, "vas_app_z_unobserved": np.array([value])}))
+
+    # The log density in the cell is quadratic: its vertex and curvature give the conditional.
+    grid = np.array([-1.0, 0.0, 1.0])
+    values = np.array([at(v) for v in grid])
+    curvature = values[0] - 2 * values[1] + values[2]
+    variance = -1 / curvature
+    mean = (values[2] - values[0]) / 2 * variance
+
+    chol = within_sd[:, None] * cholesky_from_cpc(within_cpc, 4)
+    covariance = chol @ chol.T
+    z = ((data[varying] - scale.loc[varying, "mean"]) / scale.loc[varying, "sd"]).to_numpy()
+    centre = month_mean[1] + between_sd[1:] * between_z[1]  # month 6, patient p1
+    k = varying.index(term)
+    others = [j for j in range(4) if j != k]
+    gain = covariance[k, others] @ np.linalg.inv(covariance[np.ix_(others, others)])
+    exact_mean = centre[k] + gain @ (z[missing_row, others] - centre[others])
+    exact_variance = covariance[k, k] - gain @ covariance[others, k]
+    assert mean == pytest.approx(exact_mean, rel=1e-6)
+    assert variance == pytest.approx(exact_variance, rel=1e-6)
 
 
 def fit_terms(config, tables, rater):
@@ -139,3 +291,65 @@ def test_recovers_the_twin_and_tells_effects_from_nulls(rater, tmp_path):
             assert row["prob_positive"] > 0.975, term
         else:
             assert row["ci_low"] < 0 < row["ci_high"], term
+
+
+def confounded_therapist_data(seed: int = 4, n_therapists: int = 12, per_therapist: int = 15):
+    """Therapist-rated alliance and platform satisfaction sharing the therapist's response style.
+
+    The style (SD 0.3 WAI points) raises a therapist's satisfaction ratings too (3 VAS points
+    per WAI point), so across therapists satisfaction and alliance go together though, within a
+    therapist, one SD of satisfaction goes with only 0.1 WAI points.
+    """
+    rng = np.random.default_rng(seed)
+    style = rng.normal(0, CONFOUNDED_STYLE_SD, n_therapists)
+    rows = []
+    for t in range(n_therapists):
+        for j in range(per_therapist):
+            patient, age = f"t{t}p{j}", rng.normal(50, 10)
+            level, vas_level = rng.normal(0, 0.4), rng.normal(0, 1)
+            for month in (3, 6, 12):
+                amount = rng.poisson(6) + 1
+                rows.append(
+                    {
+                        "patient_id": patient,
+                        "therapist_id": f"t{t}",
+                        "month": month,
+                        "age": age,
+                        "vas_platform": 6 + 3 * style[t] + vas_level + rng.normal(0, 1),
+                        "comm_amount": np.log1p(amount),
+                        "comm_async_share": rng.binomial(amount, 0.5) / amount,
+                        "no_communication": False,
+                        "latent": 5.5 + style[t] + level + rng.normal(0, 0.3),
+                    }
+                )
+    data = pd.DataFrame(rows)
+    vas = data["vas_platform"]
+    data["wai_total"] = data.pop("latent") + CONFOUNDED_BETA * (vas - vas.mean()) / vas.std()
+    return data
+
+
+CONFOUNDED_STYLE_SD = 0.3
+CONFOUNDED_BETA = 0.1
+
+
+@pytest.mark.slow
+def test_therapist_effects_absorb_a_shared_response_style():
+    """With therapist effects, the satisfaction coefficient is the within-therapist one (0.1)
+    and the therapists' SD is recovered; without them the shared style would be credited to
+    satisfaction (0.17, interval 0.13 to 0.22, with the therapist SD prior shrunk to 0.001)."""
+    config = load_config({"sampling": REDUCED})
+    data = confounded_therapist_data()
+    model = build_association_model(
+        data,
+        standard_scale(data, "therapist"),
+        "therapist",
+        config["association"]["priors"],
+        [3, 6, 12],
+    )
+    idata = sample_pymc(model, config["sampling"], seed=11)
+    beta = summarise_draws(idata["posterior"]["beta"], 0.95, 0.1).set_index("term")
+    row = beta.loc["vas_platform"]
+    assert row["ci_low"] < CONFOUNDED_BETA < row["ci_high"], row
+    assert row["ci_high"] < 0.25
+    low, high = np.quantile(idata["posterior"]["therapist_sd"], [0.025, 0.975])
+    assert low < CONFOUNDED_STYLE_SD < high and low > 0.1

@@ -164,6 +164,34 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
     return sentences
 
 
+def within_between_view(table: pd.DataFrame) -> pd.DataFrame:
+    """Aim (c) per rater and term: the pooled, between- and within-patient coefficients side by
+    side, each as "mean [interval]"."""
+    no_communication = (table["estimand"] == "no_communication") & (table["model"] == "pooled")
+    table = table[(table["estimand"] != "no_communication") | no_communication].copy()
+    table.loc[no_communication, ["estimand", "term"]] = ["association", "no communication"]
+    cell = table.apply(
+        lambda row: f"{row['mean']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", axis=1
+    )
+    wide = (
+        table.assign(cell=cell)
+        .pivot_table(index=["rater", "term"], columns="estimand", values="cell", aggfunc="first")
+        .reindex(columns=["association", "association_between", "association_within"])
+        .rename(
+            columns={
+                "association": "pooled (contract)",
+                "association_between": "between patients",
+                "association_within": "within patient",
+            }
+        )
+    )
+    order = {term: i for i, term in enumerate(pd.unique(table["term"]))}
+    wide = wide.reset_index().fillna("")
+    return wide.sort_values(
+        ["rater", "term"], key=lambda c: c.map(order) if c.name == "term" else c
+    ).reset_index(drop=True)
+
+
 #: The sign of each difference the report shows, written beside its name.
 SIGN_CONVENTIONS = {
     "arm_difference": "digital minus usual care",
@@ -226,6 +254,9 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "truth_and_bias": table(inputs["truth_and_bias"], keep_default_na=False),
         "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
+        "association_within_between": within_between_view(
+            pd.concat([table(p) for p in inputs["association_within_between"]])
+        ),
         "detail": detail,
         "sign_conventions": SIGN_CONVENTIONS,
         "figures": figures,

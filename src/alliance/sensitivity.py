@@ -7,8 +7,8 @@ prior is scaled is prior-sensitive. Sensitive to the prior and to the likelihood
 potential prior-data conflict; to the prior only, a strong prior or a weak likelihood.
 
 Only the configured priors are scaled: the standard-normal offsets of non-centred group effects
-(``*_offset``, ``*_z``) are part of the hierarchical likelihood, and imputed predictor values are
-missing data, not priors.
+(``*_offset``, ``*_z``) are part of the hierarchical likelihood, and imputed predictor values
+(``*_unobserved``: PyMC's free variables for masked observations) are missing data, not priors.
 """
 
 from __future__ import annotations
@@ -18,19 +18,14 @@ import pandas as pd
 from alliance.sampling import NO_COMPILE
 
 #: Free variables that are not configured priors (see the module docstring).
-NOT_PRIORS_SUFFIXES = ("_offset", "_z")
-NOT_PRIORS = ("imputed",)
+NOT_PRIORS_SUFFIXES = ("_offset", "_z", "_unobserved")
 
 SENSITIVITY_COLUMNS = ["model", "quantity", "prior", "likelihood", "diagnosis"]
 
 
 def configured_prior_names(model) -> list[str]:
     """The free variables of a PyMC model whose priors the config sets."""
-    return [
-        rv.name
-        for rv in model.free_RVs
-        if rv.name not in NOT_PRIORS and not rv.name.endswith(NOT_PRIORS_SUFFIXES)
-    ]
+    return [rv.name for rv in model.free_RVs if not rv.name.endswith(NOT_PRIORS_SUFFIXES)]
 
 
 def add_log_prior(idata, model) -> None:

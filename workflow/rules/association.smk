@@ -7,7 +7,14 @@ rule fit_association:
         covariates=rules.clean_data.output.digital_covariates,
     output:
         fit="models/association/{rater}.nc",
+        fit_within_between="models/association/{rater}_within_between.nc",
         estimands="results/association/{rater}_estimands.csv",
+        within_between=report(
+            "results/association/{rater}_within_between.csv",
+            caption="../../report/captions/association_within_between.rst",
+            category="4. Aim (c): associations",
+            labels={"table": "within and between patients", "rater": "{rater}"},
+        ),
         diagnostics="results/association/{rater}_diagnostics.csv",
         sensitivity="results/association/{rater}_prior_sensitivity.csv",
         missing=report(

@@ -108,6 +108,9 @@ def report_inputs(wildcards):
             rules.fit_association.output.missing, rater=RATERS
         ),
         "collinearity": expand(rules.fit_association.output.collinearity, rater=RATERS),
+        "association_within_between": expand(
+            rules.fit_association.output.within_between, rater=RATERS
+        ),
         "prior_sensitivity": [
             *expand(rules.check_growth.output.sensitivity, rater=RATERS, model=growth),
             rules.check_agreement.output.sensitivity,

@@ -1,4 +1,8 @@
-"""Snakemake adapter: aim (c) association model for one rater; fit, checks, tables, figures."""
+"""Snakemake adapter: aim (c) association models for one rater; fit, checks, tables, figures.
+
+Fits the pooled model (the contract's ``association`` rows) and the within/between-patient
+decomposition of the same predictors (alliance.associations).
+"""
 
 from alliance.runtime import isolate_caches, job_logger
 
@@ -18,6 +22,7 @@ from alliance.associations import (
     build_association_model,
     coefficient_correlation,
     missing_summary,
+    within_between_table,
 )
 from alliance.diagnostics import announce, convergence_table, fit_checks
 from alliance.figures import ppc_density_figure, prior_predictive_figure
@@ -46,35 +51,48 @@ log.info(
     missing.to_string(index=False),
 )
 model = build_association_model(data, scale, rater, config["association"]["priors"], months)
+within_between_model = build_association_model(
+    data, scale, rater, config["association"]["priors"], months, decomposition=True
+)
 seed = config["seed"]
-# Only the outcome is needed for the prior predictive check (drawing the predictors' LKJ
-# covariance would cost a slow compile and is not used).
+# Only the outcome is returned for the prior predictive check (the predictors it rests on are
+# drawn from their prior too).
 prior = sample_pymc_prior(
     model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior"), var_names=["wai"]
 )
 
 
-def sample(sampling, attempt):
-    extension = (attempt,) if attempt else ()
-    return sample_pymc(
-        model,
-        sampling,
-        derive_seed(seed, job, "fit", *extension),
-        log_likelihood=True,
-        cores=smk.threads,
-        log=log,
-    )
+def fit(pymc_model, label):
+    """Sample one of the job's models (through the safety net) and add its log prior."""
+
+    def sample(sampling, attempt):
+        extension = (attempt,) if attempt else ()
+        return sample_pymc(
+            pymc_model,
+            sampling,
+            derive_seed(seed, label, "fit", *extension),
+            log_likelihood=True,
+            cores=smk.threads,
+            log=log,
+        )
+
+    def checks(candidate):
+        return fit_checks(candidate, None, label, config["diagnostics"])
+
+    fitted = sample_until_converged(sample, checks, config["sampling"], log)
+    add_log_prior(fitted, pymc_model)
+    return fitted
 
 
-idata = sample_until_converged(
-    sample, lambda fit: fit_checks(fit, None, job, config["diagnostics"]), config["sampling"], log
-)
-add_log_prior(idata, model)
+idata = fit(model, job)
 idata["posterior_predictive"] = posterior_predictive(
     model, idata["posterior"].to_dataset(), derive_seed(seed, job, "ppc"), var_names=["wai"]
 )
 idata["prior_predictive"] = prior["prior_predictive"]
 save_fit(idata, smk.output.fit)
+within_between_job = f"{job}_within_between"
+within_between = fit(within_between_model, within_between_job)
+save_fit(within_between, smk.output.fit_within_between)
 
 summary = config["summary"]
 detail = summarise_draws(
@@ -86,15 +104,41 @@ detail = summarise_draws(
 detail["predictor_mean"] = scale.loc[detail["term"], "mean"].to_numpy()
 detail["predictor_sd"] = scale.loc[detail["term"], "sd"].to_numpy()
 detail.to_csv(smk.output.estimands, index=False)
+decomposition = within_between_table(
+    idata["posterior"], within_between["posterior"], rater, summary["ci_prob"], summary["rope_wai"]
+)
+decomposition.to_csv(smk.output.within_between, index=False)
 
-prior_sensitivity(
-    idata,
-    idata["posterior"].to_dataset()[["beta"]],
-    job,
-    config["diagnostics"]["sensitivity_threshold"],
+pd.concat(
+    [
+        prior_sensitivity(
+            idata,
+            idata["posterior"].to_dataset()[["beta"]],
+            job,
+            config["diagnostics"]["sensitivity_threshold"],
+        ),
+        prior_sensitivity(
+            within_between,
+            within_between["posterior"].to_dataset()[["beta_between", "beta_within"]],
+            within_between_job,
+            config["diagnostics"]["sensitivity_threshold"],
+        ),
+    ],
+    ignore_index=True,
 ).to_csv(smk.output.sensitivity, index=False)
 
-diagnostics = convergence_table(idata, detail, job, config["diagnostics"])
+diagnostics = pd.concat(
+    [
+        convergence_table(idata, detail, job, config["diagnostics"]),
+        convergence_table(
+            within_between,
+            decomposition[decomposition["model"] == "within_between"],
+            within_between_job,
+            config["diagnostics"],
+        ),
+    ],
+    ignore_index=True,
+)
 diagnostics.to_csv(smk.output.diagnostics, index=False)
 failed = announce(diagnostics, log)
 
