@@ -38,3 +38,4 @@ rule all:
         expand(rules.fit_association.output, rater=RATERS),
         rules.summarise_associations.output,
         rules.estimands.output,
+        rules.findings.output,

@@ -1,9 +1,19 @@
 """Verdicts on the published findings follow from posterior probabilities, never typed in."""
 
+import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
-from alliance.findings import FINDINGS, findings_table, verdict
+from alliance.findings import (
+    FINDINGS,
+    FINDINGS_COLUMNS,
+    Finding,
+    findings_csv,
+    findings_table,
+    verdict,
+)
+from alliance.posterior_summary import summarise_draws
 
 
 def rows(**columns):
@@ -52,6 +62,9 @@ def test_findings_table_reads_the_estimand_rows():
     table = pd.DataFrame(detail)
     table["mean"], table["ci_low"], table["ci_high"] = -0.5, -0.8, -0.2
     table["prob_positive"], table["prob_in_rope"], table["rope"] = 0.001, 0.02, 0.2
+    table["prob_in_rope_half"], table["prob_in_rope_double"] = 0.01, 0.2
+    table["prob_above_rope"], table["prob_below_rope"] = 0.0, 0.9
+    table["mcse_prob_positive"], table["mcse_prob_in_rope"] = 0.001, 0.004
     entries = findings_table(table, 0.95)
     assert [e["key"] for e in entries] == [f"F{i}" for i in range(1, 8)]
     verdicts = {e["key"]: e["verdict"] for e in entries}
@@ -66,3 +79,88 @@ def test_findings_table_reads_the_estimand_rows():
         "F7": "contradicted",
     }
     assert len(entries[0]["rows"]) == 6 and len(entries[3]["rows"]) == 4
+
+
+def posterior(mean: float, sd: float, rope: float = 0.2, draws: int = 5000, seed: int = 0):
+    """The detail row of a normal posterior, 4 chains of independent draws."""
+    rng = np.random.default_rng(seed)
+    values = xr.DataArray(rng.normal(mean, sd, (4, draws)), dims=("chain", "draw"))
+    return summarise_draws(values, 0.95, rope)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mean", "sd", "expected"),
+    [
+        # A difference with no direction needs 97.5% on one side: P(> 0) = 0.96 is not enough
+        # (the old max(P(>0), P(<0)) >= 0.95 rule was a two-sided 90% criterion).
+        ("nonzero", 0.35, 0.2, "weakened"),
+        ("nonzero", 0.5, 0.2, "supported"),  # P(> 0) = 0.994
+        ("nonzero", 0.0, 0.05, "contradicted"),  # inside the ROPE with 99.99%
+        # A direction is decided one-sided in the claimed direction.
+        ("negative", -0.3, 0.15, "supported"),  # P(< 0) = 0.977
+        ("negative", 0.3, 0.15, "contradicted"),
+        ("positive", 0.1, 0.15, "weakened"),
+        # No effect: contradicted only when the mass outside the ROPE reaches d; a posterior at
+        # 0.21 +- 0.1 is certainly positive but mostly near the ROPE's edge (outside: 54%).
+        ("null", 0.21, 0.1, "weakened"),
+        ("null", 0.6, 0.1, "contradicted"),
+        ("null", 0.0, 0.08, "supported"),  # inside: 98.8%
+    ],
+)
+def test_verdicts_on_hand_built_posteriors(kind, mean, sd, expected):
+    assert verdict(posterior(mean, sd), kind, 0.95)[0] == expected
+
+
+def single_finding(monkeypatch, kind: str, estimand: str = "arm_difference"):
+    finding = Finding("F1", "a claim", kind, estimand, ({},))
+    monkeypatch.setattr("alliance.findings.FINDINGS", (finding,))
+
+
+def detail_of(row: pd.DataFrame, estimand: str = "arm_difference") -> pd.DataFrame:
+    return row.assign(estimand=estimand)
+
+
+def test_practical_relevance_robustness_and_the_contract_table(monkeypatch):
+    single_finding(monkeypatch, "null")
+    # Inside the ROPE of 0.2 with 98.8%, but only 79% inside half of it: supported, not robust.
+    (entry,) = findings_table(detail_of(posterior(0.0, 0.08)), 0.95)
+    assert entry["verdict"] == "supported" and not entry["robust"]
+    assert entry["flips"] == {"half the ROPE": "weakened"}
+    table = findings_csv([entry])
+    assert list(table.columns) == FINDINGS_COLUMNS
+    assert table.iloc[0].to_dict() == {
+        "finding": "F1",
+        "claim": "null",
+        "decisive_probability": pytest.approx(0.9876, abs=0.003),
+        "mcse": pytest.approx(np.sqrt(0.9876 * 0.0124 / 20000), rel=0.15),
+        "verdict": "supported",
+        "robust": "false",
+    }
+
+    single_finding(monkeypatch, "negative")
+    (entry,) = findings_table(detail_of(posterior(-0.5, 0.1)), 0.95)
+    assert entry["verdict"] == "supported" and entry["robust"]
+    assert entry["relevance"] == pytest.approx(0.9987, abs=0.002)  # P(< -0.2) = P(Z < 3)
+    assert findings_csv([entry]).iloc[0]["claim"] == "direction"
+
+
+def test_a_verdict_within_two_mcse_of_its_threshold_is_borderline(monkeypatch):
+    single_finding(monkeypatch, "negative")
+    # P(< 0) = 0.950 from 1000 draws: MCSE about 0.007.
+    (entry,) = findings_table(detail_of(posterior(-0.329, 0.2, draws=250, seed=2)), 0.95)
+    assert abs(entry["support"] - 0.95) < 2 * entry["mcse"]
+    assert entry["borderline"]
+    (clear,) = findings_table(detail_of(posterior(-0.6, 0.2, draws=250)), 0.95)
+    assert not clear["borderline"]
+
+
+def test_a_null_claim_with_an_interval_wider_than_the_rope_says_why_it_is_not_supported(
+    monkeypatch,
+):
+    single_finding(monkeypatch, "null", "rater_correlation")
+    row = detail_of(posterior(0.05, 0.25, rope=0.1), "rater_correlation")
+    (entry,) = findings_table(row, 0.95)
+    assert entry["verdict"] == "weakened"
+    assert "cannot establish that there is no effect" in entry["explanation"]
+    (narrow,) = findings_table(detail_of(posterior(0.0, 0.02, rope=0.1), "rater_correlation"), 0.95)
+    assert "cannot establish" not in narrow["explanation"]

@@ -34,6 +34,23 @@ def test_summary_of_normal_draws():
     assert (table["r_hat"] < 1.01).all() and (table["ess_bulk"] > 10000).all()
 
 
+def test_rope_tail_probabilities_and_their_monte_carlo_errors():
+    """P beyond the ROPE on each side, inside half and double the ROPE, and the MCSE of a
+    probability: sqrt(p (1 - p) / n) for independent draws."""
+    draws = xr.DataArray(normal_draws(0.1, 0.1, shape=(4, 25000), seed=4), dims=("chain", "draw"))
+    row = summarise_draws(draws, 0.95, rope=0.2).iloc[0]
+    assert row["prob_above_rope"] == pytest.approx(0.1587, abs=0.005)  # P(Z > 1)
+    assert row["prob_below_rope"] == pytest.approx(0.0013, abs=0.001)  # P(Z < -3)
+    assert row["prob_in_rope_half"] == pytest.approx(0.4772, abs=0.005)  # P(-2 < Z < 0)
+    assert row["prob_in_rope_double"] == pytest.approx(0.99865, abs=0.002)  # P(-5 < Z < 3)
+    p = row["prob_positive"]
+    assert row["mcse_prob_positive"] == pytest.approx(np.sqrt(p * (1 - p) / 1e5), rel=0.1)
+    p = row["prob_in_rope"]
+    assert row["mcse_prob_in_rope"] == pytest.approx(np.sqrt(p * (1 - p) / 1e5), rel=0.1)
+    certain = summarise_draws(draws + 10, 0.95, rope=0.2).iloc[0]
+    assert certain["mcse_prob_positive"] == 0 and certain["mcse_prob_in_rope"] == 0
+
+
 def test_scalar_quantity_and_stuck_chains_are_flagged():
     stuck = normal_draws(0, 1, seed=3)
     stuck[0] += 5  # one chain elsewhere: R-hat far above 1

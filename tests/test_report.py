@@ -77,6 +77,40 @@ def test_findings_estimates_equal_the_estimand_table(completed_run):
         assert estimate["data-ci-high"] == f"{float(row['ci_high']):.2f}"
 
 
+def test_findings_table_and_report_give_the_same_verdicts_and_firmness(completed_run):
+    findings = pd.read_csv(completed_run / "results/tables/findings.csv", dtype=str)
+    assert list(findings.columns) == [
+        "finding",
+        "claim",
+        "decisive_probability",
+        "mcse",
+        "verdict",
+        "robust",
+    ]
+    assert findings["finding"].tolist() == [f"F{i}" for i in range(1, 8)]
+    assert findings["claim"].tolist() == [
+        "direction",
+        "null",
+        "difference",
+        "null",
+        "direction",
+        "direction",
+        "null",
+    ]
+    assert set(findings["robust"]) <= {"true", "false"}
+    assert (findings["mcse"].astype(float) >= 0).all()
+    html = (completed_run / "results/report.html").read_text()
+    for row in findings.itertuples():
+        tag = re.search(rf'<tr class="finding" data-key="{row.finding}"[^>]*>', html).group(0)
+        assert f'data-robust="{row.robust}"' in tag
+        verdict_cell = html[html.index(tag) :].split("</tr>")[0]
+        assert f'class="verdict-{row.verdict}"' in verdict_cell
+    rules = html[html.index('id="verdict-rules"') :].split("</ul>")[0]
+    for claim in ("A direction", "A difference with no direction", "No effect"):
+        assert claim in rules
+    assert "97.5%" in rules  # the two-sided threshold at decision_prob 0.95
+
+
 def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
     html = (completed_run / "results/report.html").read_text()
     files = [

@@ -22,11 +22,18 @@ CONTRACT_COLUMNS = [
     "ci_prob",
     "prob_positive",
 ]
+#: The ROPE is also judged at these multiples of its half-width (verdict robustness).
+ROPE_FACTORS = {"half": 0.5, "double": 2.0}
 DETAIL_COLUMNS = [
     *CONTRACT_COLUMNS,
     "sd",
     "prob_in_rope",
     "rope",
+    "prob_above_rope",
+    "prob_below_rope",
+    *(f"prob_in_rope_{name}" for name in ROPE_FACTORS),
+    "mcse_prob_positive",
+    "mcse_prob_in_rope",
     "ess_bulk",
     "ess_tail",
     "r_hat",
@@ -41,17 +48,29 @@ def summarise_draws(
     """One row per coordinate of ``draws`` (dims chain, draw, and labels such as arm, month).
 
     The interval is equal-tailed with mass ``ci_prob``; ``prob_positive`` is P(quantity > 0),
-    ``prob_in_rope`` is P(|quantity| < rope).
+    ``prob_in_rope`` is P(|quantity| < rope) (``prob_in_rope_half`` and ``_double`` at half and
+    double the ROPE), ``prob_above_rope`` and ``prob_below_rope`` are P(quantity > rope) and
+    P(quantity < -rope). ``mcse_prob_positive`` and ``mcse_prob_in_rope`` are the Monte Carlo
+    standard errors of those two probabilities (of the mean of their indicator draws, with the
+    chains' autocorrelation).
     """
     import arviz as az
 
     draws = draws.transpose("chain", "draw", ...)
     dataset = xr.Dataset({"q": draws})
+
+    def probability_mcse(indicator: xr.DataArray) -> xr.DataArray:
+        # A constant indicator (every draw on one side) has no Monte Carlo error.
+        mcse = az.mcse(xr.Dataset({"q": indicator.astype(float)}))["q"]
+        return mcse.fillna(0.0)
+
     diagnostics = {
         "ess_bulk": az.ess(dataset, method="bulk")["q"],
         "ess_tail": az.ess(dataset, method="tail")["q"],
         "r_hat": az.rhat(dataset)["q"],
         "mcse_mean": az.mcse(dataset)["q"],
+        "mcse_prob_positive": probability_mcse(draws > 0),
+        "mcse_prob_in_rope": probability_mcse(abs(draws) < rope),
     }
     tail = (1 - ci_prob) / 2
     flat = draws.stack(sample=("chain", "draw"))
@@ -62,6 +81,12 @@ def summarise_draws(
         "ci_high": flat.quantile(1 - tail, dim="sample").drop_vars("quantile"),
         "prob_positive": (flat > 0).mean("sample"),
         "prob_in_rope": (abs(flat) < rope).mean("sample"),
+        "prob_above_rope": (flat > rope).mean("sample"),
+        "prob_below_rope": (flat < -rope).mean("sample"),
+        **{
+            f"prob_in_rope_{name}": (abs(flat) < factor * rope).mean("sample")
+            for name, factor in ROPE_FACTORS.items()
+        },
         **diagnostics,
     }
     summary = xr.Dataset(stats)

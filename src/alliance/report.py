@@ -204,17 +204,8 @@ SIGN_CONVENTIONS = {
 def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".") -> dict:
     """Everything the template shows, read from the workflow's outputs."""
     detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
-    for column in (
-        "mean",
-        "ci_low",
-        "ci_high",
-        "prob_positive",
-        "prob_in_rope",
-        "rope",
-        "ess_bulk",
-        "ess_tail",
-        "r_hat",
-    ):
+    labels = {"aim", "estimand", "rater", "arm", "month", "term"}
+    for column in [c for c in detail.columns if c not in labels]:
         detail[column] = pd.to_numeric(detail[column])
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
     sensitivity = pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]])
@@ -287,4 +278,5 @@ def render(context: Mapping, template_dir: str | Path) -> str:
         "" if value is None or value == "" or pd.isna(value) else f"{float(value):.{digits}f}"
     )
     environment.filters["pct"] = lambda value: f"{float(value):.0%}"
+    environment.filters["pct1"] = lambda value: f"{float(value):.1%}"
     return environment.get_template("report.html.j2").render(**context)

@@ -24,3 +24,24 @@ rule estimands:
         CONDA_ENV
     script:
         "../scripts/collect_estimands.py"
+
+
+rule findings:
+    input:
+        detail=rules.estimands.output.detail,
+    output:
+        findings=report(
+            "results/tables/findings.csv",
+            caption="../../report/captions/findings.rst",
+            category="5. Estimands",
+        ),
+    log:
+        "logs/findings.log",
+    benchmark:
+        "logs/benchmarks/findings.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        decision_prob=config["summary"]["decision_prob"],
+    script:
+        "../scripts/write_findings.py"
