@@ -353,3 +353,48 @@ def test_therapist_effects_absorb_a_shared_response_style():
     assert row["ci_high"] < 0.25
     low, high = np.quantile(idata["posterior"]["therapist_sd"], [0.025, 0.975])
     assert low < CONFOUNDED_STYLE_SD < high and low > 0.1
+
+
+def test_posterior_predictive_holds_observed_predictors_at_their_data(config):
+    """Replicated alliance uses the observed predictors (and the draws of imputed ones), not
+    replicates of the predictors."""
+    import xarray as xr
+
+    from alliance.sampling import posterior_predictive
+
+    data = small_association_data()
+    data.loc[4, "sus"] = np.nan
+    scale = standard_scale(data, "patient")
+    model = build_association_model(
+        data, scale, "patient", config["association"]["priors"], [3, 6, 12]
+    )
+    fixed = {
+        "between_sd": np.ones(5),
+        "between_corr_cpc_01": np.full(10, 0.5),
+        "between_z": np.zeros((4, 4)),
+        "predictor_month_mean": np.zeros((3, 4)),
+        "within_sd": np.ones(4),
+        "within_corr_cpc_01": np.full(6, 0.5),
+        "sus_z_unobserved": np.array([2.0]),
+        "intercept": 5.0,
+        "month_raw": np.zeros(2),
+        "beta": np.array([0.0, 1.0, 0.0, 0.0, 0.0]),  # sus only
+        "patient_sd": 1e-9,
+        "patient_z": np.zeros(4),
+        "therapist_sd": 1e-9,
+        "therapist_z": np.zeros(2),
+        "sigma": 1e-9,
+    }
+    posterior = xr.Dataset(
+        {
+            name: (
+                ("chain", "draw", *[f"{name}_{i}" for i in range(np.ndim(v))]),
+                np.array(v)[None, None].repeat(3, 1),
+            )
+            for name, v in fixed.items()
+        }
+    )
+    replicated = posterior_predictive(model, posterior, seed=1, var_names=["wai"])["wai"]
+    sus = ((data["sus"] - scale.loc["sus", "mean"]) / scale.loc["sus", "sd"]).fillna(2.0)
+    np.testing.assert_allclose(replicated.values[0, 0], 5.0 + sus.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(replicated.values[0, 2], replicated.values[0, 0], atol=1e-6)

@@ -282,10 +282,13 @@ def _as_draws(model, posterior, arrays: dict) -> xr.Dataset:
     )
 
 
-def _evaluate_over_draws(outputs, inputs, posterior, seed: int | None = None) -> list:
+def _evaluate_over_draws(
+    outputs, inputs, posterior, seed: int | None = None, fixed: dict | None = None
+) -> list:
     """``outputs`` at every draw of ``posterior`` at once, one leading sample axis (chain x draw).
 
-    ``inputs``: graph variables, each replaced by the draws of the posterior variable of its name.
+    ``inputs``: graph variables, each replaced by the draws of the posterior variable of its name;
+    ``fixed``: graph variables replaced by the same value at every draw (observed data).
     Random variables left in the graph are drawn once per draw, seeded by ``seed``.
     """
     import numpy as np
@@ -300,7 +303,7 @@ def _evaluate_over_draws(outputs, inputs, posterior, seed: int | None = None) ->
     }
     function = compile_function(
         list(batched.values()),
-        vectorize_graph(outputs, replace=batched),
+        vectorize_graph(outputs, replace={**(fixed or {}), **batched}),
         random_seed=seed,
         mode=NO_COMPILE,
         on_unused_input="ignore",
@@ -341,10 +344,16 @@ def posterior_predictive(model, posterior, seed: int, var_names) -> xr.Dataset:
     """Posterior predictive draws of observed variables ``var_names``, one per posterior draw.
 
     Every variable is drawn from one joint graph, so an observed variable that depends on another
-    (a conditional likelihood) is drawn given the other's replicate, as
-    ``pm.sample_posterior_predictive`` does.
+    of ``var_names`` (a conditional likelihood) is drawn given the other's replicate, as
+    ``pm.sample_posterior_predictive`` does; observed variables not in ``var_names`` are held at
+    their data.
     """
+    # Other observed variables the outputs depend on (observed predictors of a model that
+    # imputes the missing ones) stay at their data, as in pm.sample_posterior_predictive.
+    data = {
+        rv: model.rvs_to_values[rv] for rv in model.observed_RVs if rv.name not in var_names
+    }
     draws = _evaluate_over_draws(
-        [model[name] for name in var_names], list(model.free_RVs), posterior, seed
+        [model[name] for name in var_names], list(model.free_RVs), posterior, seed, data
     )
     return _as_draws(model, posterior, dict(zip(var_names, draws, strict=True)))
