@@ -350,9 +350,7 @@ def posterior_predictive(model, posterior, seed: int, var_names) -> xr.Dataset:
     """
     # Other observed variables the outputs depend on (observed predictors of a model that
     # imputes the missing ones) stay at their data, as in pm.sample_posterior_predictive.
-    data = {
-        rv: model.rvs_to_values[rv] for rv in model.observed_RVs if rv.name not in var_names
-    }
+    data = {rv: model.rvs_to_values[rv] for rv in model.observed_RVs if rv.name not in var_names}
     draws = _evaluate_over_draws(
         [model[name] for name in var_names], list(model.free_RVs), posterior, seed, data
     )
