@@ -127,6 +127,18 @@ def test_reported_model_must_be_one_of_the_models():
     )
 
 
+def test_a_reported_alternative_must_share_the_reported_models_likelihood():
+    """LOO compares densities of one kind: a censored alternative to a Gaussian model is refused."""
+    growth = load_config()["growth"]
+    problem = config_checks.reported_model_problem(
+        {**growth, "reported_alternatives": ["linear_censored"]}
+    )
+    assert problem == (
+        "growth.reported_alternatives holds 'linear_censored'; allowed: other models under"
+        " growth.models with the reported model's likelihood (gaussian): monthly, linear_arm_sd."
+    )
+
+
 def test_a_sampler_that_is_not_installed_is_named_with_the_installed_ones():
     def installed(name):
         return None if name == "numpyro" else object()

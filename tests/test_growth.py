@@ -207,3 +207,67 @@ def test_a_centred_bambi_model_is_refused(config, twin_files):
     model = bmb.Model("wai_total ~ time", data)
     with pytest.raises(ValueError, match="center_predictors=False"):
         fit_bambi(model, config["sampling"], seed=1)
+
+
+@pytest.mark.slow
+def test_arm_specific_residual_sd_is_recovered_and_the_sd_check_tells_the_models_apart(config):
+    """Residual SD 0.7 in the digital arm and 0.25 in PTAU: the model with a residual SD per arm
+    recovers both, its spread check passes in every arm x month, and the one-SD model's spread
+    check flags the arms (replicated SDs too small in the digital arm, too large in PTAU), and LOO
+    chooses the model with a residual SD per arm."""
+    from alliance.growth import attach_groups, choose_reported_model, loo_comparison, sd_check
+
+    rng = np.random.default_rng(12)
+    n = 240
+    rows = pd.DataFrame({"patient_id": np.repeat([f"p{i}" for i in range(n)], 3)})
+    rows["arm"] = pd.Categorical(
+        np.repeat(np.where(np.arange(n) < n // 2, "digital", "ptau"), 3), ["digital", "ptau"]
+    )
+    rows["therapist_id"] = np.repeat([f"t{i % 8}" for i in range(n)], 3)
+    rows["month"] = np.tile([3, 6, 12], n)
+    rows["time"] = np.tile([0.0, 1 / 3, 1.0], n)
+    digital = (rows["arm"] == "digital").to_numpy()
+    residual = np.where(digital, 0.7, 0.25)
+    rows["wai_total"] = (
+        5.5 + np.repeat(rng.normal(0, 0.3, n), 3) + rng.normal(0, 1, 3 * n) * residual
+    )
+    rows["ceiling"] = "none"
+    sampling = load_config({"sampling": REDUCED})["sampling"]
+    checks, fits = {}, {}
+    for name in ("linear", "linear_arm_sd"):
+        spec = config["growth"]["models"][name]
+        model = build_growth_model(rows, spec, config["growth"]["priors"])
+        idata = fits[name] = fit_bambi(model, sampling, seed=4, predictive_seed=5)
+        attach_groups(idata, rows)
+        checks[name] = sd_check(idata, spec, 7.0).set_index(["arm", "month"])
+        if name == "linear_arm_sd":
+            sd = np.exp(idata["posterior"]["sigma_arm"]).mean(("chain", "draw"))
+            np.testing.assert_allclose(sd.values, [0.7, 0.25], atol=0.05)
+    by_arm, single = checks["linear_arm_sd"], checks["linear"]
+    assert by_arm["posterior_p"].between(0.025, 0.975).all(), by_arm
+    assert (single.loc["digital", "posterior_p"] < 0.025).all(), single
+    assert (single.loc["ptau", "posterior_p"] > 0.975).all(), single
+    comparison = loo_comparison(fits, config["growth"]["models"], baseline="linear")
+    assert choose_reported_model(comparison, "linear", ["linear_arm_sd"], 2.0)[0] == "linear_arm_sd"
+
+
+@pytest.mark.parametrize(
+    ("gain", "se", "expected"),
+    [(12.0, 4.0, "linear_arm_sd"), (7.9, 4.0, "linear"), (-3.0, 2.0, "linear")],
+)
+def test_an_alternative_is_reported_only_when_loo_favours_it_by_more_than_two_se(
+    gain, se, expected
+):
+    from alliance.growth import choose_reported_model
+
+    comparison = pd.DataFrame(
+        {
+            "model": ["linear", "monthly", "linear_arm_sd"],
+            "elpd_vs_baseline": [0.0, 30.0, gain],  # monthly is not an alternative
+            "se_vs_baseline": [0.0, 1.0, se],
+        }
+    )
+    model, reason = choose_reported_model(comparison, "linear", ["linear_arm_sd"], 2.0)
+    assert model == expected
+    assert reason.startswith(f"ELPD of linear_arm_sd minus linear: {gain:.1f} (SE {se:.1f})")
+    assert reason.endswith(f"{expected} reported")

@@ -265,3 +265,32 @@ def test_report_template_parses():
 
     template = PROJECT_DIR / "report" / "templates" / "report.html.j2"
     jinja2.Environment().parse(template.read_text())
+
+
+def test_within_between_view_puts_the_three_coefficients_of_a_term_side_by_side():
+    """One row per rater and term; only the pooled model's no-communication contrast is shown."""
+    from alliance.report import within_between_view
+
+    def row(model, estimand, term, mean):
+        return {"model": model, "estimand": estimand, "rater": "patient", "term": term,
+                "mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1}  # fmt: skip
+
+    table = pd.DataFrame(
+        [
+            row("pooled", "association", "sus", 0.30),
+            row("within_between", "association_between", "sus", 0.50),
+            row("within_between", "association_within", "sus", 0.10),
+            row("pooled", "association", "age", -0.20),
+            row("within_between", "association_between", "age", -0.25),
+            row("pooled", "no_communication", "no_communication", 0.40),
+            row("within_between", "no_communication", "no_communication", 0.45),
+        ]
+    )
+    view = within_between_view(table)
+    assert list(view["term"]) == ["sus", "age", "no communication"]
+    sus = view.iloc[0]
+    assert sus["pooled (contract)"] == "+0.30 [+0.20, +0.40]"
+    assert sus["between patients"] == "+0.50 [+0.40, +0.60]"
+    assert sus["within patient"] == "+0.10 [+0.00, +0.20]"
+    assert view.iloc[1]["within patient"] == ""  # age does not vary within a patient
+    assert view.iloc[2]["pooled (contract)"] == "+0.40 [+0.30, +0.50]"

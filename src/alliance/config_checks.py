@@ -184,15 +184,25 @@ def yaml_error_text(error: yaml.YAMLError) -> str:
 
 
 def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
-    """``growth.reported_model`` must name one of ``growth.models``."""
+    """``growth.reported_model`` must name one of ``growth.models``, and each of
+    ``growth.reported_alternatives`` another model with the same likelihood (LOO compares them)."""
     models = list(growth["models"])
     reported = growth["reported_model"]
-    if reported in models:
-        return None
-    return (
-        f"growth.reported_model is {show(reported)}; allowed: one of the models under"
-        f" growth.models: {', '.join(models)}."
-    )
+    if reported not in models:
+        return (
+            f"growth.reported_model is {show(reported)}; allowed: one of the models under"
+            f" growth.models: {', '.join(models)}."
+        )
+    likelihood = growth["models"][reported]["likelihood"]
+    comparable = [m for m in models if growth["models"][m]["likelihood"] == likelihood]
+    for alternative in growth.get("reported_alternatives", []):
+        if alternative not in comparable or alternative == reported:
+            return (
+                f"growth.reported_alternatives holds {show(alternative)}; allowed: other models"
+                f" under growth.models with the reported model's likelihood ({likelihood}):"
+                f" {', '.join(m for m in comparable if m != reported) or 'none'}."
+            )
+    return None
 
 
 def sampler_problem(sampler: str, installed=find_spec) -> str | None:

@@ -8,7 +8,7 @@ from the first to the last month.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,18 +49,22 @@ def model_formula(spec: Mapping) -> str:
     return formula
 
 
-def bambi_priors(priors: Mapping) -> dict:
-    """Bambi priors from the config: Intercept, common effects, residual SD, group SDs."""
+def bambi_priors(priors: Mapping, spec: Mapping | None = None) -> dict:
+    """Bambi priors from the config: Intercept, common effects, residual SD, group SDs.
+
+    A model with ``residual_sd_by`` gets the ``log_sigma`` prior on each group's log residual SD.
+    """
     import bambi as bmb
 
     def prior(entry: Mapping):
         parameters = {k: v for k, v in entry.items() if k not in ("distribution", "why")}
         return bmb.Prior(entry["distribution"], **parameters)
 
+    by = (spec or {}).get("residual_sd_by")
     result = {
         "Intercept": prior(priors["intercept"]),
         "common": prior(priors["common"]),
-        "sigma": prior(priors["sigma"]),
+        "sigma": {by: prior(priors["log_sigma"])} if by else prior(priors["sigma"]),
     }
     for term, scale in priors["group_sd"].items():
         result[term] = bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=scale["sd"]))
@@ -75,11 +79,16 @@ def build_growth_model(data: pd.DataFrame, spec: Mapping, priors: Mapping):
     """
     import bambi as bmb
 
+    if spec.get("residual_sd_by") and spec["likelihood"] != "gaussian":
+        raise ValueError("residual_sd_by is implemented for the gaussian likelihood only")
+    formula = model_formula(spec)
+    if spec.get("residual_sd_by"):
+        formula = bmb.Formula(formula, f"sigma ~ 0 + {spec['residual_sd_by']}")
     model = bmb.Model(
-        model_formula(spec),
+        formula,
         data,
         family="gaussian",
-        priors=bambi_priors(priors),
+        priors=bambi_priors(priors, spec),
         categorical=["arm"],
         # Uncentred predictors: the intercept prior is then the prior of the digital arm's mean
         # at month 3, as configured (centred, it would be the prior of the mean at the average
@@ -252,6 +261,43 @@ def ceiling_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> 
     return pd.DataFrame(rows)
 
 
+def sd_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> pd.DataFrame:
+    """Observed vs replicated SD of the totals, by arm x month (a posterior predictive check of
+    the residual SD's structure: one SD for both arms, or one per arm)."""
+    observed, groups = observed_and_groups(idata)
+    replicated = replicate_scores(idata, spec, upper)
+    rows = []
+    tail = (1 - ci_prob) / 2
+    for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():
+        cell = np.asarray(list(index))
+        sds = replicated[:, cell].std(axis=1, ddof=1)
+        value = float(np.std(observed[cell], ddof=1))
+        rows.append(
+            {
+                "arm": arm,
+                "month": int(month),
+                "observed_sd": value,
+                "replicated_mean": float(sds.mean()),
+                "replicated_low": float(np.quantile(sds, tail)),
+                "replicated_high": float(np.quantile(sds, 1 - tail)),
+                "posterior_p": float(np.mean(sds >= value)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def attach_groups(idata, data: pd.DataFrame) -> None:
+    """Store each observation's arm and month beside the observed totals (for the checks)."""
+    idata["observed_data"] = (
+        idata["observed_data"]
+        .to_dataset()
+        .assign(
+            month=("__obs__", data["month"].to_numpy()),
+            arm=("__obs__", data["arm"].astype(str).to_numpy()),
+        )
+    )
+
+
 def observed_and_groups(idata) -> tuple[np.ndarray, pd.DataFrame]:
     """Observed totals and their arm and month, in the model's observation order."""
     group = idata["observed_data"]
@@ -260,17 +306,22 @@ def observed_and_groups(idata) -> tuple[np.ndarray, pd.DataFrame]:
     return group[response].to_numpy(), frame
 
 
-def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> pd.DataFrame:
+def loo_comparison(
+    fits: Mapping[str, object], specs: Mapping[str, Mapping], baseline: str | None = None
+) -> pd.DataFrame:
     """PSIS-LOO of each model and, among models with the same likelihood, their comparison.
 
     A censored likelihood puts probability mass on totals at the ceiling, so its ELPD is not on
     the same footing as a Gaussian density's; it is listed but compared only with its own kind.
+    With ``baseline`` (a model name), each model of the baseline's likelihood also gets its ELPD
+    minus the baseline's (``elpd_vs_baseline``, positive: predicts better) and the SE of that
+    paired difference (``se_vs_baseline``).
     """
     import arviz as az
 
     rows, loos = [], {}
     for name, idata in fits.items():
-        loo = loos[name] = az.loo(idata)
+        loo = loos[name] = az.loo(idata, pointwise=True)
         k = np.asarray(loo.pareto_k)
         rows.append(
             {
@@ -299,4 +350,35 @@ def loo_comparison(fits: Mapping[str, object], specs: Mapping[str, Mapping]) -> 
                 row["dse"],
                 row["weight"],
             )
+    table["elpd_vs_baseline"] = np.nan
+    table["se_vs_baseline"] = np.nan
+    if baseline is not None:
+        reference = np.asarray(loos[baseline].elpd_i).ravel()
+        for at, row in table.iterrows():
+            if row["likelihood"] != specs[baseline]["likelihood"]:
+                continue
+            difference = np.asarray(loos[row["model"]].elpd_i).ravel() - reference
+            table.loc[at, "elpd_vs_baseline"] = float(difference.sum())
+            table.loc[at, "se_vs_baseline"] = float(np.sqrt(difference.size * difference.var()))
     return table
+
+
+def choose_reported_model(
+    comparison: pd.DataFrame, baseline: str, alternatives: Sequence[str], min_se: float
+) -> tuple[str, str]:
+    """The model to report for one rater, and why.
+
+    ``comparison``: :func:`loo_comparison` with ``baseline``. The alternative with the highest
+    ELPD replaces the baseline when it predicts better by more than ``min_se`` standard errors of
+    the paired difference; otherwise the simpler baseline is kept.
+    """
+    rows = comparison.set_index("model")
+    candidates = rows.loc[[a for a in alternatives if a in rows.index]]
+    if candidates.empty:
+        return baseline, f"{baseline}: no alternative configured"
+    best = candidates["elpd_vs_baseline"].idxmax()
+    gain, se = candidates.loc[best, ["elpd_vs_baseline", "se_vs_baseline"]]
+    verdict = f"ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f})"
+    if gain > min_se * se:
+        return best, f"{verdict}, more than {min_se:g} SE: {best} reported"
+    return baseline, f"{verdict}, not more than {min_se:g} SE: {baseline} reported"

@@ -167,9 +167,13 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
 def within_between_view(table: pd.DataFrame) -> pd.DataFrame:
     """Aim (c) per rater and term: the pooled, between- and within-patient coefficients side by
     side, each as "mean [interval]"."""
-    no_communication = (table["estimand"] == "no_communication") & (table["model"] == "pooled")
-    table = table[(table["estimand"] != "no_communication") | no_communication].copy()
-    table.loc[no_communication, ["estimand", "term"]] = ["association", "no communication"]
+    pooled_no_communication = (table["estimand"] == "no_communication") & (
+        table["model"] == "pooled"
+    )
+    table = table[(table["estimand"] != "no_communication") | pooled_no_communication].copy()
+    relabel = (table["estimand"] == "no_communication").to_numpy()
+    table.loc[relabel, "estimand"] = "association"
+    table.loc[relabel, "term"] = "no communication"
     cell = table.apply(
         lambda row: f"{row['mean']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", axis=1
     )
@@ -234,12 +238,15 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "alliance_summary": table(inputs["alliance_summary"]),
         "growth_models": config["growth"]["models"],
         "reported_model": config["growth"]["reported_model"],
+        "growth_selection_min_se": config["growth"]["selection_min_se"],
         "growth_priors": config["growth"]["priors"],
         "agreement_priors": config["agreement"]["priors"],
         "association_priors": config["association"]["priors"],
         "growth_comparison": table(inputs["growth_comparison"]),
+        "growth_choice": table(inputs["growth_choice"]),
         "growth_frequentist": table(inputs["growth_frequentist"], keep_default_na=False),
         "ceiling": pd.concat([table(p) for p in inputs["ceiling_checks"]]),
+        "sd_check": pd.concat([table(p) for p in inputs["sd_checks"]]),
         "agreement_frequentist": table(inputs["agreement_frequentist"]),
         "agreement_ppc": table(inputs["agreement_ppc"]),
         "truth_and_bias": table(inputs["truth_and_bias"], keep_default_na=False),

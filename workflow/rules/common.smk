@@ -98,8 +98,12 @@ def report_inputs(wildcards):
         "alliance_summary": rules.descriptives.output.alliance_summary,
         "growth_comparison": rules.summarise_growth.output.comparison,
         "growth_frequentist": rules.summarise_growth.output.frequentist,
+        "growth_choice": rules.summarise_growth.output.choice,
         "ceiling_checks": expand(
             rules.check_growth.output.ceiling, rater=RATERS, model=GROWTH_MODELS
+        ),
+        "sd_checks": expand(
+            rules.check_growth.output.sd_check, rater=RATERS, model=GROWTH_MODELS
         ),
         "agreement_frequentist": rules.check_agreement.output.frequentist,
         "agreement_ppc": rules.check_agreement.output.ppc_table,
@@ -112,7 +116,11 @@ def report_inputs(wildcards):
             rules.fit_association.output.within_between, rater=RATERS
         ),
         "prior_sensitivity": [
-            *expand(rules.check_growth.output.sensitivity, rater=RATERS, model=growth),
+            *expand(
+                rules.check_growth.output.sensitivity,
+                rater=RATERS,
+                model=[growth, *config["growth"]["reported_alternatives"]],
+            ),
             rules.check_agreement.output.sensitivity,
             *expand(rules.fit_association.output.sensitivity, rater=RATERS),
         ],

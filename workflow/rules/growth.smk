@@ -38,6 +38,7 @@ rule check_growth:
         estimands="results/growth/{rater}_{model}_estimands.csv",
         diagnostics="results/growth/{rater}_{model}_diagnostics.csv",
         ceiling="results/growth/{rater}_{model}_ceiling_check.csv",
+        sd_check="results/growth/{rater}_{model}_sd_check.csv",
         sensitivity="results/growth/{rater}_{model}_prior_sensitivity.csv",
         ppc=report(
             "results/growth/{rater}_{model}_ppc.png",
@@ -94,6 +95,8 @@ rule summarise_growth:
             category="2. Aim (a): growth",
         ),
         frequentist="results/tables/growth_frequentist_check.csv",
+        # The model reported for each rater and the LOO comparison that chose it.
+        choice="results/tables/growth_reported_models.csv",
         trajectories=report(
             "results/figures/growth_trajectories.png",
             caption="../../report/captions/growth_trajectories.rst",

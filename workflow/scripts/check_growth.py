@@ -14,7 +14,7 @@ import pandas as pd
 
 from alliance.diagnostics import announce, convergence_table
 from alliance.figures import ceiling_check_figure, ppc_density_figure, prior_predictive_figure
-from alliance.growth import ceiling_check, observed_and_groups, replicate_scores
+from alliance.growth import ceiling_check, observed_and_groups, replicate_scores, sd_check
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import load_fit
 from alliance.sensitivity import prior_sensitivity
@@ -55,6 +55,10 @@ ceiling = ceiling_check(idata, spec, upper, config["summary"]["ci_prob"])
 ceiling.insert(0, "model", name)
 ceiling.insert(0, "rater", rater)
 ceiling.to_csv(smk.output.ceiling, index=False)
+spread = sd_check(idata, spec, upper, config["summary"]["ci_prob"])
+spread.insert(0, "model", name)
+spread.insert(0, "rater", rater)
+spread.to_csv(smk.output.sd_check, index=False)
 observed, groups = observed_and_groups(idata)
 ppc_density_figure(observed, replicate_scores(idata, spec, upper), groups, title).savefig(
     smk.output.ppc, dpi=110, bbox_inches="tight"

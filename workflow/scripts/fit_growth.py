@@ -17,6 +17,7 @@ import xarray as xr
 
 from alliance.diagnostics import fit_checks
 from alliance.growth import (
+    attach_groups,
     build_growth_model,
     growth_contrasts,
     growth_data,
@@ -70,14 +71,7 @@ contrasts = contrasts_of(idata)
 idata["prior"] = prior["prior"]
 idata["prior_predictive"] = prior["prior_predictive"]
 idata["estimands"] = xr.Dataset(contrasts)
-idata["observed_data"] = (
-    idata["observed_data"]
-    .to_dataset()
-    .assign(
-        month=("__obs__", data["month"].to_numpy()),
-        arm=("__obs__", data["arm"].astype(str).to_numpy()),
-    )
-)
+attach_groups(idata, data)
 idata.attrs.update({"model": name, "rater": rater, "formula": spec["formula"]})
 save_fit(idata, smk.output.fit)
 log.info("saved %s", smk.output.fit)

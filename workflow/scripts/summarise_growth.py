@@ -1,7 +1,8 @@
 """Snakemake adapter: aim (a) results across models and raters.
 
-Writes the reported model's estimand rows (contract format), the LOO comparison, the frequentist
-cross-check and the aim's figures.
+Chooses the reported model per rater (LOO against the configured alternatives), writes its
+estimand rows (contract format), the LOO comparison, the frequentist cross-check and the aim's
+figures.
 """
 
 from alliance.runtime import isolate_caches, job_logger
@@ -15,7 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from alliance.figures import forest_figure, trajectory_band_figure
-from alliance.growth import frequentist_check, growth_data, loo_comparison
+from alliance.growth import (
+    choose_reported_model,
+    frequentist_check,
+    growth_data,
+    loo_comparison,
+)
 from alliance.posterior_summary import contract_table, month_labels
 from alliance.sampling import load_fit
 
@@ -24,25 +30,32 @@ growth = config["growth"]
 reported = growth["reported_model"]
 alliance = pd.read_csv(smk.input.alliance)
 
-details = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
-details["month"] = month_labels(details["month"])
-details.to_csv(smk.output.all_models, index=False)
-chosen = details[details["model"] == reported].drop(columns="model")
-chosen.to_csv(smk.output.detail, index=False)
-contract_table(chosen).to_csv(smk.output.estimands, index=False)
-
-comparison = []
+comparison, choice = [], []
 for rater in ("patient", "therapist"):
     fits = {
         Path(path).stem.split("_", 1)[1]: load_fit(path, groups=["posterior", "log_likelihood"])
         for path in smk.input.fits
         if Path(path).stem.startswith(rater + "_")
     }
-    table = loo_comparison(fits, growth["models"])
+    table = loo_comparison(fits, growth["models"], baseline=reported)
+    model, reason = choose_reported_model(
+        table, reported, growth["reported_alternatives"], growth["selection_min_se"]
+    )
     table.insert(0, "rater", rater)
+    table["reported"] = table["model"] == model
     comparison.append(table)
-    log.info("LOO for the %s rating:\n%s", rater, table.to_string())
+    choice.append({"rater": rater, "model": model, "reason": reason})
+    log.info("LOO for the %s rating:\n%s\n%s", rater, table.to_string(), reason)
 pd.concat(comparison).to_csv(smk.output.comparison, index=False)
+choice = pd.DataFrame(choice)
+choice.to_csv(smk.output.choice, index=False)
+
+details = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
+details["month"] = month_labels(details["month"])
+details.to_csv(smk.output.all_models, index=False)
+chosen = details.merge(choice[["rater", "model"]], on=["rater", "model"]).drop(columns="model")
+chosen.to_csv(smk.output.detail, index=False)
+contract_table(chosen).to_csv(smk.output.estimands, index=False)
 
 frequentist = []
 for rater in ("patient", "therapist"):
@@ -87,4 +100,4 @@ forest_figure(
     "Digital minus PTAU (WAI points), posterior mean and 95% interval",
     rope=config["summary"]["rope_wai"],
 ).savefig(smk.output.forest, dpi=130, bbox_inches="tight")
-log.info("aim (a) summaries written; reported model: %s", reported)
+log.info("aim (a) summaries written; reported models:\n%s", choice.to_string())
