@@ -271,3 +271,26 @@ def test_an_alternative_is_reported_only_when_loo_favours_it_by_more_than_two_se
     assert model == expected
     assert reason.startswith(f"ELPD of linear_arm_sd minus linear: {gain:.1f} (SE {se:.1f})")
     assert reason.endswith(f"{expected} reported")
+
+
+def test_prior_estimands_are_the_contrasts_the_priors_imply(config, twin_files):
+    """The prior draws of the linear model's estimands: the digital mean at month 3 is the
+    intercept (SD 1), the month-3 arm difference and the change difference one coefficient each
+    (SD 1), the month-12 arm difference two (SD sqrt 2)."""
+    from alliance.sampling import prior_as_posterior, sample_bambi_prior
+
+    alliance = build_analysis_tables(read_trial_data(twin_files, config), config["instrument"])[
+        "alliance"
+    ]
+    data = growth_data(alliance, "patient", config["instrument"])
+    spec = config["growth"]["models"]["linear"]
+    model = build_growth_model(data, spec, config["growth"]["priors"])
+    prior = sample_bambi_prior(model, 4000, seed=3)
+    contrasts = growth_contrasts(
+        marginal_means(model, prior_as_posterior(prior), spec, config["instrument"])
+    )
+    sd = {name: values.std(("chain", "draw")) for name, values in contrasts.items()}
+    assert float(sd["marginal_mean"].sel(arm="digital", month=3)) == pytest.approx(1.0, rel=0.05)
+    assert float(sd["arm_difference"].sel(month=3)) == pytest.approx(1.0, rel=0.05)
+    assert float(sd["arm_difference"].sel(month=12)) == pytest.approx(2**0.5, rel=0.05)
+    assert float(sd["change_difference"]) == pytest.approx(1.0, rel=0.05)

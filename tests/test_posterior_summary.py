@@ -88,3 +88,26 @@ def test_expected_capped_matches_simulation():
 
 def test_month_labels():
     assert month_labels(pd.Series([3.0, np.nan, 12.0])).tolist() == ["3", "", "12"]
+
+
+def test_contraction_compares_the_posterior_spread_with_the_priors():
+    """Posterior SD 0.5 against prior SD 1: contraction 1 - 0.25 = 0.75, and the prior interval is
+    the prior's; a posterior as wide as its prior (SD 0.95 of 1) is not identified."""
+    from alliance.posterior_summary import contraction, not_identified
+
+    prior = xr.DataArray(normal_draws(0.0, 1.0, shape=(1, 20000), seed=3), dims=("chain", "draw"))
+    informed = summarise_draws(
+        xr.DataArray(normal_draws(0.3, 0.5, seed=4), dims=("chain", "draw")), 0.95, 0.2,
+        prior=prior,
+    ).iloc[0]  # fmt: skip
+    assert informed["prior_sd"] == pytest.approx(1.0, abs=0.02)
+    assert informed["prior_ci_low"] == pytest.approx(-1.96, abs=0.05)
+    assert informed["prior_ci_high"] == pytest.approx(1.96, abs=0.05)
+    assert informed["contraction"] == pytest.approx(0.75, abs=0.02)
+    assert not not_identified(informed["contraction"], 0.2)
+
+    assert contraction(0.43, 0.45) == pytest.approx(1 - (0.43 / 0.45) ** 2)
+    assert not_identified(contraction(0.43, 0.45), 0.2)  # the agreement model's change correlation
+    assert not not_identified(float("nan"), 0.2)  # no prior draws: no claim either way
+    without = summarise_draws(xr.DataArray(normal_draws(0, 1), dims=("chain", "draw")), 0.95, 0.2)
+    assert without[["prior_sd", "contraction"]].isna().all().all()

@@ -62,3 +62,36 @@ def test_log_prior_holds_the_configured_priors_only():
     np.testing.assert_allclose(
         idata["log_prior"]["group_sd"].values, stats.halfnorm.logpdf(values["group_sd"], 0, 0.5)
     )
+
+
+def test_a_quantity_the_data_do_not_identify_is_not_called_a_prior_data_conflict():
+    """The sensitivity rows of quantities whose posterior barely contracted are relabelled; the
+    names follow the sensitivity table's (``name[arm, month]``, ``name[term]``, ``name``)."""
+    import pandas as pd
+
+    from alliance.sensitivity import NOT_IDENTIFIED, mark_unidentified
+
+    sensitivity = pd.DataFrame(
+        {
+            "model": "m",
+            "quantity": ["change_correlation[digital]", "arm_difference[12]", "association[sus]"],
+            "prior": 0.2,
+            "likelihood": 0.2,
+            "diagnosis": "potential prior-data conflict",
+        }
+    )
+    detail = pd.DataFrame(
+        {
+            "estimand": ["change_correlation", "arm_difference", "association"],
+            "arm": ["digital", "", ""],
+            "month": ["", "12", ""],
+            "term": ["", "", "sus"],
+            "contraction": [0.09, 0.6, 0.1],
+        }
+    )
+    marked = mark_unidentified(sensitivity, detail, 0.2)
+    assert list(marked["diagnosis"]) == [
+        NOT_IDENTIFIED,
+        "potential prior-data conflict",
+        NOT_IDENTIFIED,
+    ]

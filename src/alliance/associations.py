@@ -282,11 +282,12 @@ def coefficient_correlation(posterior, first: str, second: str) -> float:
 
 
 def within_between_table(
-    pooled, decomposed, rater: str, ci_prob: float, rope: float
+    pooled, decomposed, rater: str, ci_prob: float, rope: float, priors=None
 ) -> pd.DataFrame:
     """The pooled coefficients beside the within- and between-patient ones, per term.
 
-    ``pooled`` and ``decomposed``: posteriors of the two models. Rows carry ``model`` (``pooled``
+    ``pooled`` and ``decomposed``: posteriors of the two models; ``priors``: prior draws of
+    (some of) their coefficients, for the contraction columns. Rows carry ``model`` (``pooled``
     or ``within_between``) and ``estimand``: ``association`` (pooled, as in the contract),
     ``association_between`` (per 1 SD of the patient's latent mean), ``association_within`` (per
     1 SD of an assessment's deviation from the patient's mean and the month mean) and, where
@@ -295,13 +296,25 @@ def within_between_table(
     """
     from alliance.posterior_summary import summarise_draws
 
-    def rows(posterior, name: str, estimand: str, model: str) -> pd.DataFrame:
-        draws = posterior[name]
+    def as_terms(draws):
         for dim in ("between_term", "varying_term"):
             if dim in draws.dims:
                 draws = draws.rename({dim: "term"})
+        return draws
+
+    def prior_of(name: str):
+        for prior in priors or ():
+            if name in prior:
+                return as_terms(prior[name])
+        return None
+
+    def rows(posterior, name: str, estimand: str, model: str) -> pd.DataFrame:
         table = summarise_draws(
-            draws, ci_prob, rope, labels={"aim": "c", "estimand": estimand, "rater": rater}
+            as_terms(posterior[name]),
+            ci_prob,
+            rope,
+            labels={"aim": "c", "estimand": estimand, "rater": rater},
+            prior=prior_of(name),
         )
         table.insert(0, "model", model)
         return table

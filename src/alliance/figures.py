@@ -165,6 +165,45 @@ def forest_figure(table: pd.DataFrame, label_column: str, title: str, rope: floa
     return fig
 
 
+def prior_posterior_figure(detail: pd.DataFrame, min_contraction: float):
+    """Every reported quantity's prior interval (grey) beside its posterior interval (teal), one
+    panel per aim (each on its own scale); quantities the data do not identify (contraction below
+    ``min_contraction``) are drawn in red and marked."""
+    from alliance.posterior_summary import not_identified
+
+    rows = detail.dropna(subset=["prior_ci_low", "prior_ci_high"]).copy()
+    aims = list(dict.fromkeys(rows["aim"]))
+    heights = [max(len(rows[rows["aim"] == aim]), 1) for aim in aims]
+    fig, axes = plt.subplots(
+        len(aims),
+        1,
+        figsize=(7.5, 0.28 * sum(heights) + 1.2 * len(aims)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for ax, aim in zip(axes[:, 0], aims, strict=True):
+        part = rows[rows["aim"] == aim]
+        y = np.arange(len(part))[::-1]
+        weak = np.array(
+            [not_identified(value, min_contraction) for value in part["contraction"]], dtype=bool
+        )
+        ax.hlines(y, part["prior_ci_low"], part["prior_ci_high"], color="#c8ccd0", linewidth=6)
+        colours = np.where(weak, "#c0392b", "#1b7f79")
+        ax.hlines(y, part["ci_low"], part["ci_high"], color=colours, linewidth=2.2)
+        ax.scatter(part["mean"], y, color=colours, s=12, zorder=3)
+        labels = [
+            " ".join(str(row[c]) for c in ("estimand", "rater", "arm", "month", "term") if row[c])
+            + (" (not identified)" if flag else "")
+            for row, flag in zip(part.to_dict("records"), weak, strict=True)
+        ]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_title(f"Aim ({aim}): prior interval (grey) and posterior interval", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def bland_altman_figure(pairs: pd.DataFrame, summary: pd.DataFrame):
     """Patient minus therapist against their mean, per arm, with posterior bias and limits."""
     arms = list(ARM_COLOURS)

@@ -27,6 +27,10 @@ ROPE_FACTORS = {"half": 0.5, "double": 2.0}
 DETAIL_COLUMNS = [
     *CONTRACT_COLUMNS,
     "sd",
+    "prior_sd",
+    "prior_ci_low",
+    "prior_ci_high",
+    "contraction",
     "prob_in_rope",
     "rope",
     "prob_above_rope",
@@ -43,9 +47,17 @@ LABEL_DIMS = ("rater", "arm", "month", "term")
 
 
 def summarise_draws(
-    draws: xr.DataArray, ci_prob: float, rope: float, labels: dict | None = None
+    draws: xr.DataArray,
+    ci_prob: float,
+    rope: float,
+    labels: dict | None = None,
+    prior: xr.DataArray | None = None,
 ) -> pd.DataFrame:
     """One row per coordinate of ``draws`` (dims chain, draw, and labels such as arm, month).
+
+    ``prior``: draws of the same quantity implied by the priors alone (same labels); they give
+    ``prior_sd``, the prior's interval (``prior_ci_low``, ``prior_ci_high``) and the posterior
+    ``contraction`` (see :func:`contraction`), empty without.
 
     The interval is equal-tailed with mass ``ci_prob``; ``prob_positive`` is P(quantity > 0),
     ``prob_in_rope`` is P(|quantity| < rope) (``prob_in_rope_half`` and ``_double`` at half and
@@ -89,6 +101,12 @@ def summarise_draws(
         },
         **diagnostics,
     }
+    if prior is not None:
+        prior = prior.stack(sample=[d for d in ("chain", "draw") if d in prior.dims])
+        stats["prior_sd"] = prior.std("sample")
+        stats["prior_ci_low"] = prior.quantile(tail, dim="sample").drop_vars("quantile")
+        stats["prior_ci_high"] = prior.quantile(1 - tail, dim="sample").drop_vars("quantile")
+        stats["contraction"] = contraction(stats["sd"], stats["prior_sd"])
     summary = xr.Dataset(stats)
     if summary.sizes:
         table = summary.to_dataframe().reset_index()
@@ -102,7 +120,23 @@ def summarise_draws(
     for column in ("aim", "estimand", *LABEL_DIMS):
         if column not in table:
             table[column] = ""
+    for column in ("prior_sd", "prior_ci_low", "prior_ci_high", "contraction"):
+        if column not in table:
+            table[column] = float("nan")
     return table[DETAIL_COLUMNS]
+
+
+def contraction(posterior_sd, prior_sd):
+    """Posterior contraction, 1 - posterior variance / prior variance (Schad, Betancourt and
+    Vasishth 2021): near 1, the data determined the quantity; near 0, the posterior is still the
+    prior (the data barely inform it); below 0, the posterior is wider than the prior."""
+    return 1 - (posterior_sd / prior_sd) ** 2
+
+
+def not_identified(contraction_value, min_contraction: float) -> bool:
+    """A quantity whose posterior contracted less than ``min_contraction`` is not identified by
+    these data (its interval is mostly the prior's), whatever the sensitivity check says."""
+    return bool(pd.notna(contraction_value) and contraction_value < min_contraction)
 
 
 def contract_table(detail: pd.DataFrame) -> pd.DataFrame:

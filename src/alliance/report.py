@@ -17,8 +17,9 @@ import pandas as pd
 import yaml
 
 from alliance.findings import findings_table
-from alliance.posterior_summary import percent
+from alliance.posterior_summary import not_identified, percent
 from alliance.sampling import model_sampling
+from alliance.sensitivity import NOT_IDENTIFIED
 from alliance.settings import plain
 
 PACKAGES = (
@@ -210,7 +211,9 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
     labels = {"aim", "estimand", "rater", "arm", "month", "term"}
     for column in [c for c in detail.columns if c not in labels]:
-        detail[column] = pd.to_numeric(detail[column])
+        detail[column] = pd.to_numeric(detail[column].replace("", float("nan")))
+    min_contraction = config["diagnostics"]["min_contraction"]
+    detail["not_identified"] = [not_identified(c, min_contraction) for c in detail["contraction"]]
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
     sensitivity = pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]])
     sensitivity = sensitivity.sort_values(
@@ -233,7 +236,11 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "failed_models": diagnostics[diagnostics["failed"] > 0]["model"].tolist(),
         "extended_fits": diagnostics[diagnostics["extensions"] > 0],
         "prior_sensitivity": sensitivity,
-        "prior_sensitive": sensitivity[sensitivity["diagnosis"] != "not sensitive"],
+        "prior_sensitive": sensitivity[
+            ~sensitivity["diagnosis"].isin(["not sensitive", NOT_IDENTIFIED])
+        ],
+        "not_identified": detail[detail["not_identified"]],
+        "min_contraction": min_contraction,
         "flow": table(inputs["flow"]),
         "alliance_summary": table(inputs["alliance_summary"]),
         "growth_models": config["growth"]["models"],

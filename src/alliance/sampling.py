@@ -256,6 +256,14 @@ def sample_bambi_prior(model, draws: int, seed: int):
         return model.prior_predictive(draws=draws, random_seed=seed)
 
 
+def prior_as_posterior(prior):
+    """Prior draws in a tree's ``posterior`` group, for functions that read posterior draws
+    (the estimands the priors alone imply)."""
+    import xarray as xr
+
+    return xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
+
+
 def _draw_dims(model, name: str, ndim: int) -> tuple[str, ...]:
     """The dimension names PyMC gives the draws of a model variable."""
     dims = model.named_vars_to_dims.get(name) or (None,) * ndim

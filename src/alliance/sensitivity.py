@@ -4,7 +4,10 @@ The prior (or the likelihood) is raised to a power alpha near 1 and the posterio
 Pareto-smoothed importance sampling, with no refit; a quantity whose posterior moves (cumulative
 Jensen-Shannon distance per log2(alpha) at or above the threshold, 0.05 by convention) when the
 prior is scaled is prior-sensitive. Sensitive to the prior and to the likelihood signals a
-potential prior-data conflict; to the prior only, a strong prior or a weak likelihood.
+potential prior-data conflict; to the prior only, a strong prior or a weak likelihood. A quantity
+whose posterior barely contracted from its prior (:func:`alliance.posterior_summary.contraction`)
+is diagnosed "not identified by these data" instead: the data say little about it, which is not a
+conflict with the prior.
 
 Only the configured priors are scaled: the standard-normal offsets of non-centred group effects
 (``*_offset``, ``*_z``) are part of the hierarchical likelihood, and imputed predictor values
@@ -12,6 +15,8 @@ Only the configured priors are scaled: the standard-normal offsets of non-centre
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -79,3 +84,30 @@ def prior_sensitivity(idata, quantities, model_name: str, threshold: float) -> p
     table["diagnosis"] = table["diagnosis"].replace({"✓": "not sensitive"})
     table.insert(0, "model", model_name)
     return table[SENSITIVITY_COLUMNS]
+
+
+NOT_IDENTIFIED = "not identified by these data"
+
+
+def quantity_name(row: Mapping) -> str:
+    """The name the sensitivity table gives the quantity of one estimand row (``name[arm,
+    month]``, ``name[term]`` or ``name``)."""
+    coordinates = [str(row[c]) for c in ("arm", "month", "term") if str(row[c]) not in ("", "nan")]
+    return row["estimand"] + (f"[{', '.join(coordinates)}]" if coordinates else "")
+
+
+def mark_unidentified(
+    sensitivity: pd.DataFrame, detail: pd.DataFrame, min_contraction: float
+) -> pd.DataFrame:
+    """The sensitivity table with the diagnosis of each quantity that the data do not identify
+    (contraction in ``detail`` below ``min_contraction``) replaced by :data:`NOT_IDENTIFIED`."""
+    from alliance.posterior_summary import not_identified
+
+    weak = {
+        quantity_name(row)
+        for row in detail.to_dict("records")
+        if not_identified(row["contraction"], min_contraction)
+    }
+    table = sensitivity.copy()
+    table.loc[table["quantity"].isin(weak), "diagnosis"] = NOT_IDENTIFIED
+    return table

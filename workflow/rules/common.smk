@@ -133,6 +133,7 @@ def report_inputs(wildcards):
             *expand(rules.fit_association.output.diagnostics, rater=RATERS),
         ],
         "fig_trajectories": rules.descriptives.output.trajectories,
+        "fig_prior_posterior": rules.estimands.output.prior_posterior,
         "fig_growth_prior_patient": f"results/growth/patient_{growth}_prior_check.png",
         "fig_growth_prior_therapist": f"results/growth/therapist_{growth}_prior_check.png",
         "fig_growth_ppc_patient": f"results/growth/patient_{growth}_ppc.png",

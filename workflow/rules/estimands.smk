@@ -16,12 +16,19 @@ rule estimands:
             category="5. Estimands",
         ),
         detail="results/tables/estimands_detail.csv",
+        prior_posterior=report(
+            "results/figures/prior_posterior.png",
+            caption="../../report/captions/prior_posterior.rst",
+            category="5. Estimands",
+        ),
     log:
         "logs/estimands.log",
     benchmark:
         "logs/benchmarks/estimands.tsv"
     conda:
         CONDA_ENV
+    params:
+        min_contraction=config["diagnostics"]["min_contraction"],
     script:
         "../scripts/collect_estimands.py"
 

@@ -21,7 +21,7 @@ from alliance.figures import (
 )
 from alliance.posterior_summary import contract_table, summarise_draws
 from alliance.sampling import load_fit
-from alliance.sensitivity import prior_sensitivity
+from alliance.sensitivity import mark_unidentified, prior_sensitivity
 
 config = smk.config
 summary = config["summary"]
@@ -29,6 +29,7 @@ months = list(config["instrument"]["months"])
 pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
 idata = load_fit(smk.input.fit)
 estimands = idata["estimands"].to_dataset()
+prior_estimands = idata["prior_estimands"].to_dataset()
 
 correlation_like = {"rater_correlation", "change_correlation", "icc_agreement"}
 detail = pd.concat(
@@ -38,6 +39,7 @@ detail = pd.concat(
             summary["ci_prob"],
             summary["rope_correlation"] if name in correlation_like else summary["rope_wai"],
             labels={"aim": "b", "estimand": name},
+            prior=prior_estimands[name],
         )
         for name in estimands.data_vars
         if name != "residual_correlation"
@@ -48,12 +50,15 @@ detail.to_csv(smk.output.detail, index=False)
 contract = detail[detail["estimand"].isin(["rater_correlation", "rater_bias", "icc_agreement"])]
 contract_table(contract).to_csv(smk.output.estimands, index=False)
 
-prior_sensitivity(
+sensitivity = prior_sensitivity(
     idata,
     estimands[["rater_correlation", "rater_bias", "icc_agreement", "change_correlation"]],
     "agreement",
     config["diagnostics"]["sensitivity_threshold"],
-).to_csv(smk.output.sensitivity, index=False)
+)
+mark_unidentified(sensitivity, detail, config["diagnostics"]["min_contraction"]).to_csv(
+    smk.output.sensitivity, index=False
+)
 
 diagnostics = convergence_table(idata, detail, "agreement", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)

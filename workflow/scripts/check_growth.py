@@ -17,7 +17,7 @@ from alliance.figures import ceiling_check_figure, ppc_density_figure, prior_pre
 from alliance.growth import ceiling_check, observed_and_groups, replicate_scores, sd_check
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import load_fit
-from alliance.sensitivity import prior_sensitivity
+from alliance.sensitivity import mark_unidentified, prior_sensitivity
 
 config = smk.config
 spec = config["growth"]["models"][name]
@@ -31,6 +31,7 @@ detail = pd.concat(
             config["summary"]["ci_prob"],
             config["summary"]["rope_wai"],
             labels={"aim": "a", "estimand": estimand, "rater": rater},
+            prior=idata["prior_estimands"][estimand],
         )
         for estimand in ("marginal_mean", "arm_difference", "change_difference")
     ],
@@ -39,12 +40,15 @@ detail = pd.concat(
 detail.insert(0, "model", name)
 detail.to_csv(smk.output.estimands, index=False)
 
-prior_sensitivity(
+sensitivity = prior_sensitivity(
     idata,
     idata["estimands"].to_dataset()[["arm_difference", "change_difference"]],
     f"growth_{rater}_{name}",
     config["diagnostics"]["sensitivity_threshold"],
-).to_csv(smk.output.sensitivity, index=False)
+)
+mark_unidentified(sensitivity, detail, config["diagnostics"]["min_contraction"]).to_csv(
+    smk.output.sensitivity, index=False
+)
 
 diagnostics = convergence_table(idata, detail, f"growth_{rater}_{name}", config["diagnostics"])
 diagnostics.to_csv(smk.output.diagnostics, index=False)

@@ -1,12 +1,16 @@
-"""Snakemake adapter: gather each aim's estimand rows into results/tables/estimands.csv."""
+"""Snakemake adapter: gather each aim's estimand rows into results/tables/estimands.csv (and
+the detail table), and draw every reported quantity's prior interval beside its posterior."""
+
+from alliance.runtime import isolate_caches, job_logger
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+isolate_caches(".", "estimands")
+log = job_logger(smk.log[0], "estimands")
 
 import pandas as pd
 
+from alliance.figures import prior_posterior_figure
 from alliance.posterior_summary import DETAIL_COLUMNS, collect_estimands
-from alliance.runtime import job_logger
-
-smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = job_logger(smk.log[0], "estimands")
 
 
 def read(paths):
@@ -20,3 +24,9 @@ detail = collect_estimands(
 )
 detail.to_csv(smk.output.detail, index=False)
 log.info("%d estimand rows written", len(table))
+
+labels = ["aim", "estimand", "rater", "arm", "month", "term"]
+numbers = detail.drop(columns=labels).replace("", float("nan")).apply(pd.to_numeric)
+prior_posterior_figure(detail[labels].join(numbers), smk.params.min_contraction).savefig(
+    smk.output.prior_posterior, dpi=120, bbox_inches="tight"
+)

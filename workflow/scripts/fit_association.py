@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from alliance.associations import (
     association_data,
@@ -35,7 +36,7 @@ from alliance.sampling import (
     save_fit,
 )
 from alliance.seeds import derive_seed
-from alliance.sensitivity import add_log_prior, prior_sensitivity
+from alliance.sensitivity import add_log_prior, mark_unidentified, prior_sensitivity
 
 config = smk.config
 months = list(config["instrument"]["months"])
@@ -55,10 +56,19 @@ within_between_model = build_association_model(
     data, scale, rater, config["association"]["priors"], months, decomposition=True
 )
 seed = config["seed"]
-# Only the outcome is returned for the prior predictive check (the predictors it rests on are
-# drawn from their prior too).
+# Only the outcome (for the prior predictive check; the predictors it rests on are drawn from
+# their prior too) and the coefficients (prior-to-posterior contraction) are returned.
 prior = sample_pymc_prior(
-    model, config["predictive"]["prior_draws"], derive_seed(seed, job, "prior"), var_names=["wai"]
+    model,
+    config["predictive"]["prior_draws"],
+    derive_seed(seed, job, "prior"),
+    var_names=["wai", "beta"],
+)
+within_between_prior = sample_pymc_prior(
+    within_between_model,
+    config["predictive"]["prior_draws"],
+    derive_seed(seed, job, "within_between", "prior"),
+    var_names=["beta_between", "beta_within"],
 )
 
 
@@ -100,32 +110,44 @@ detail = summarise_draws(
     summary["ci_prob"],
     summary["rope_wai"],
     labels={"aim": "c", "estimand": "association", "rater": rater},
+    prior=prior["prior"]["beta"],
 )
 detail["predictor_mean"] = scale.loc[detail["term"], "mean"].to_numpy()
 detail["predictor_sd"] = scale.loc[detail["term"], "sd"].to_numpy()
 detail.to_csv(smk.output.estimands, index=False)
 decomposition = within_between_table(
-    idata["posterior"], within_between["posterior"], rater, summary["ci_prob"], summary["rope_wai"]
+    idata["posterior"],
+    within_between["posterior"],
+    rater,
+    summary["ci_prob"],
+    summary["rope_wai"],
+    priors=[prior["prior"], within_between_prior["prior"]],
 )
 decomposition.to_csv(smk.output.within_between, index=False)
 
-pd.concat(
+# Each coefficient named as its estimand rows (association[age], association_within[sus], ...).
+coefficients = (
+    (idata, job, "beta", "association", "term"),
+    (within_between, within_between_job, "beta_between", "association_between", "between_term"),
+    (within_between, within_between_job, "beta_within", "association_within", "varying_term"),
+)
+sensitivity = pd.concat(
     [
         prior_sensitivity(
-            idata,
-            idata["posterior"].to_dataset()[["beta"]],
-            job,
+            fitted,
+            xr.Dataset({estimand: fitted["posterior"][name].rename({dim: "term"})})
+            if dim != "term"
+            else xr.Dataset({estimand: fitted["posterior"][name]}),
+            label,
             config["diagnostics"]["sensitivity_threshold"],
-        ),
-        prior_sensitivity(
-            within_between,
-            within_between["posterior"].to_dataset()[["beta_between", "beta_within"]],
-            within_between_job,
-            config["diagnostics"]["sensitivity_threshold"],
-        ),
+        )
+        for fitted, label, name, estimand, dim in coefficients
     ],
     ignore_index=True,
-).to_csv(smk.output.sensitivity, index=False)
+)
+mark_unidentified(sensitivity, decomposition, config["diagnostics"]["min_contraction"]).to_csv(
+    smk.output.sensitivity, index=False
+)
 
 diagnostics = pd.concat(
     [

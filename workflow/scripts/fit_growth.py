@@ -1,7 +1,8 @@
 """Snakemake adapter: fit one growth model for one rater; save draws, checks and estimands.
 
 The NetCDF file holds the posterior, the log-likelihood, prior and posterior predictive draws,
-the observed data and the estimand draws (group ``estimands``), so later rules need no refit.
+the observed data and the estimand draws from the posterior (group ``estimands``) and from the
+prior (``prior_estimands``), so later rules need no refit.
 """
 
 from alliance.runtime import isolate_caches, job_logger
@@ -26,6 +27,7 @@ from alliance.growth import (
 from alliance.sampling import (
     fit_bambi,
     model_sampling,
+    prior_as_posterior,
     sample_bambi_prior,
     sample_until_converged,
     save_fit,
@@ -71,6 +73,8 @@ contrasts = contrasts_of(idata)
 idata["prior"] = prior["prior"]
 idata["prior_predictive"] = prior["prior_predictive"]
 idata["estimands"] = xr.Dataset(contrasts)
+# The estimands the priors alone imply (prior-to-posterior contraction, prior check).
+idata["prior_estimands"] = xr.Dataset(contrasts_of(prior_as_posterior(prior)))
 attach_groups(idata, data)
 idata.attrs.update({"model": name, "rater": rater, "formula": spec["formula"]})
 save_fit(idata, smk.output.fit)

@@ -25,7 +25,13 @@ from alliance.agreement import (
 from alliance.diagnostics import announce, convergence_table, fit_checks
 from alliance.figures import forest_figure
 from alliance.posterior_summary import summarise_draws
-from alliance.sampling import fit_bambi, sample_until_converged, save_fit
+from alliance.sampling import (
+    fit_bambi,
+    prior_as_posterior,
+    sample_bambi_prior,
+    sample_until_converged,
+    save_fit,
+)
 from alliance.seeds import derive_seed
 
 config = smk.config
@@ -55,6 +61,13 @@ idata = sample_until_converged(sample, checks, config["sampling"], log)
 save_fit(idata, smk.output.fit)
 
 draws = truth_and_bias_draws(idata)
+# The same quantities from the priors alone (prior-to-posterior contraction).
+prior = sample_bambi_prior(
+    model,
+    config["predictive"]["prior_draws"],
+    derive_seed(config["seed"], "truth_and_bias", "prior"),
+)
+prior_draws = truth_and_bias_draws(prior_as_posterior(prior))
 summary = config["summary"]
 detail = pd.concat(
     [
@@ -63,12 +76,14 @@ detail = pd.concat(
             summary["ci_prob"],
             summary["rope_wai"],
             labels={"aim": "b", "estimand": "directional_bias"},
+            prior=prior_draws["directional_bias"],
         ),
         summarise_draws(
             draws["tracking"],
             summary["ci_prob"],
             summary["rope_correlation"],
             labels={"aim": "b", "estimand": "tracking"},
+            prior=prior_draws["tracking"],
         ),
     ],
     ignore_index=True,
