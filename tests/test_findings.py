@@ -164,3 +164,79 @@ def test_a_null_claim_with_an_interval_wider_than_the_rope_says_why_it_is_not_su
     assert "cannot establish that there is no effect" in entry["explanation"]
     (narrow,) = findings_table(detail_of(posterior(0.0, 0.02, rope=0.1), "rater_correlation"), 0.95)
     assert "cannot establish" not in narrow["explanation"]
+
+
+def growth_twin(arm_difference_at_3: float, change_difference: float, n: int = 400, seed: int = 0):
+    """Patient-rated totals of a trial with known contrasts (digital minus PTAU), the growth
+    model's structure: patient intercepts and slopes, therapists, residual noise."""
+    rng = np.random.default_rng(seed)
+    months = np.array([3, 6, 12])
+    time = (months - 3) / 9
+    digital = np.arange(n) < n // 2
+    therapist = np.where(digital, 0, 8) + rng.integers(0, 8, n)
+    intercept = (
+        5.6
+        + digital * arm_difference_at_3
+        + rng.normal(0, 0.4, n)
+        + rng.normal(0, 0.1, 16)[therapist]
+    )
+    slope = 0.2 + digital * change_difference + rng.normal(0, 0.2, n)
+    rows = pd.DataFrame(
+        {
+            "patient_id": np.repeat([f"p{i}" for i in range(n)], 3),
+            "therapist_id": np.repeat([f"t{t}" for t in therapist], 3),
+            "arm": pd.Categorical(np.repeat(np.where(digital, "digital", "ptau"), 3)),
+            "month": np.tile(months, n),
+            "time": np.tile(time, n),
+        }
+    )
+    mean = np.repeat(intercept, 3) + np.repeat(slope, 3) * rows["time"].to_numpy()
+    rows["wai_total"] = mean + rng.normal(0, 0.4, 3 * n)
+    rows["ceiling"] = "none"
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("arm_difference_at_3", "change_difference", "true_claims"),
+    [
+        (-0.5, 0.0, {"F1", "F2"}),  # digital lower throughout, parallel development
+        (0.0, 0.6, {"F3"}),  # equal at month 3, digital rising faster
+    ],
+)
+def test_growth_claims_are_supported_where_true_and_never_where_false(
+    config, arm_difference_at_3, change_difference, true_claims
+):
+    """On twins with known contrasts, fitted with the reported growth model: F1 (digital lower at
+    every month), F2 (no difference in change) and F3 (a difference in change) are supported
+    where they are true and not supported where they are false."""
+    from alliance.growth import build_growth_model, growth_contrasts, marginal_means
+    from alliance.sampling import fit_bambi
+    from alliance.settings import load_config
+
+    data = growth_twin(arm_difference_at_3, change_difference)
+    spec = config["growth"]["models"]["linear"]
+    model = build_growth_model(data, spec, config["growth"]["priors"])
+    sampling = load_config({"sampling": {"chains": 2, "draws": 1000, "tune": 1000}})["sampling"]
+    idata = fit_bambi(model, sampling, seed=8)
+    contrasts = growth_contrasts(marginal_means(model, idata, spec, config["instrument"]))
+    summary = config["summary"]
+    detail = pd.concat(
+        [
+            summarise_draws(
+                contrasts[name],
+                summary["ci_prob"],
+                summary["rope_wai"],
+                labels={"estimand": name, "rater": "patient"},
+            )  # fmt: skip
+            for name in ("arm_difference", "change_difference")
+        ]
+    ).astype({"month": str})
+    claims = {
+        "F1": ("negative", detail[detail["estimand"] == "arm_difference"]),
+        "F2": ("null", detail[detail["estimand"] == "change_difference"]),
+        "F3": ("nonzero", detail[detail["estimand"] == "change_difference"]),
+    }
+    decision_prob = summary["decision_prob"]
+    verdicts = {key: verdict(rows, kind, decision_prob)[0] for key, (kind, rows) in claims.items()}
+    assert {key for key, v in verdicts.items() if v == "supported"} == true_claims, verdicts
