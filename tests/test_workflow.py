@@ -11,6 +11,8 @@ import pytest
 import yaml
 from conftest import make_workspace, run_snakemake
 
+from alliance.settings import load_config
+
 pytestmark = pytest.mark.slow
 
 
@@ -122,7 +124,8 @@ def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
         )
         value = next(int(line.split(": ")[1]) for line in lines if line.startswith("priority"))
         priority[(rule, wildcards)] = value
-    assert len(priority) == 2 + 1 + 2 * 3 + 1  # associations, agreement, growth, truth-and-bias
+    growth_models = len(load_config()["growth"]["models"])
+    assert len(priority) == 2 + 1 + 2 * growth_models + 1  # association, agreement, growth, t&b
     assert max(priority, key=priority.get) == ("fit_agreement", "")
     patient = [value for (_, wildcards), value in priority.items() if "rater=patient" in wildcards]
     therapist = [value for (_, w), value in priority.items() if "rater=therapist" in w]
