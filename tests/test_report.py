@@ -78,7 +78,9 @@ def test_findings_estimates_equal_the_estimand_table(completed_run):
 
 
 def test_findings_table_and_report_give_the_same_verdicts_and_firmness(completed_run):
-    findings = pd.read_csv(completed_run / "results/tables/findings.csv", dtype=str)
+    findings = pd.read_csv(
+        completed_run / "results/tables/findings.csv", dtype=str, keep_default_na=False
+    )
     assert list(findings.columns) == [
         "finding",
         "claim",
@@ -112,17 +114,27 @@ def test_findings_table_and_report_give_the_same_verdicts_and_firmness(completed
 
 
 def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
+    from alliance.sensitivity import NOT_IDENTIFIED
+    from alliance.settings import load_config
+
     html = (completed_run / "results/report.html").read_text()
+    growth = load_config()["growth"]
+    candidates = [growth["reported_model"], *growth["reported_alternatives"]]
     files = [
-        *sorted((completed_run / "results/growth").glob("*_linear_prior_sensitivity.csv")),
+        *(
+            completed_run / f"results/growth/{rater}_{model}_prior_sensitivity.csv"
+            for model in candidates
+            for rater in ("patient", "therapist")
+        ),
         completed_run / "results/agreement/prior_sensitivity.csv",
         *sorted((completed_run / "results/association").glob("*_prior_sensitivity.csv")),
     ]
-    assert len(files) == 5
+    assert len(files) == 2 * len(candidates) + 3
     tables = pd.concat([pd.read_csv(path) for path in files])
     # The reported quantities of each aim are all there (arm contrasts of both raters, the
     # agreement quantities per arm, each association coefficient of each rater).
     assert {"rater_correlation[digital]", "rater_bias[ptau]"} <= set(tables["quantity"])
+    assert {"association[sus]", "association_within[sus]"} <= set(tables["quantity"])
     assert (
         tables["diagnosis"]
         .isin(
@@ -130,16 +142,36 @@ def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
                 "not sensitive",
                 "potential prior-data conflict",
                 "potential strong prior / weak likelihood",
+                NOT_IDENTIFIED,
             ]
         )
         .all()
     )
     section = html[html.index('id="sensitivity"') : html.index("Model sensitivity")]
     assert section.count("<tr") - 1 == len(tables)  # one header row
-    flagged = int((tables["diagnosis"] != "not sensitive").sum())
+    flagged = int((~tables["diagnosis"].isin(["not sensitive", NOT_IDENTIFIED])).sum())
     flag = html[html.index('id="sensitivity-flag"') :].split("</p>")[0]
     expected = f"flagged for {flagged} of {len(tables)} reported" if flagged else "No reported"
     assert expected in flag
+
+
+def test_quantities_the_data_do_not_identify_are_flagged(completed_run):
+    """The summary names exactly the reported quantities whose posterior contracted less than
+    diagnostics.min_contraction from their prior; every reported quantity has a prior to compare."""
+    from alliance.settings import load_config
+
+    minimum = load_config()["diagnostics"]["min_contraction"]
+    detail = pd.read_csv(completed_run / "results/tables/estimands_detail.csv")
+    assert detail[["prior_sd", "contraction"]].notna().all().all()
+    weak = detail[detail["contraction"] < minimum]
+    html = (completed_run / "results/report.html").read_text()
+    flag = html[html.index('id="identification-flag"') :].split("</p>")[0]
+    if weak.empty:
+        assert "Every reported quantity is informed by the data" in flag
+    else:
+        assert flag.count("posterior SD") == len(weak)
+        for row in weak.itertuples():
+            assert f"posterior SD {row.sd:.2f} against a prior SD of {row.prior_sd:.2f}" in flag
 
 
 def test_report_opens_in_a_real_browser(completed_run, tmp_path):
