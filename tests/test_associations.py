@@ -13,6 +13,7 @@ from alliance.associations import (
     build_association_model,
     missing_summary,
 )
+from alliance.findings import supported_robustly, verdict
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import sample_pymc
@@ -264,6 +265,17 @@ def test_recovers_the_twin_and_tells_effects_from_nulls(rater, tmp_path):
             assert row["prob_positive"] > 0.975, term
         else:
             assert row["ci_low"] < 0 < row["ci_high"], term
+        # The published claims' verdicts (F5, F6: "associated with"; F7: no effect): a positive
+        # association is supported where it is true; where it is false (a null term) it is never
+        # supported robustly (a one-sided rule at 0.95 says "supported" for 5% of exact nulls,
+        # and then the robustness check flags it); "no effect" is never supported for a real one.
+        rows = table.loc[[term]]
+        positive_claim = verdict(rows, "positive", 0.95)[0]
+        if term in POSITIVE[rater]:
+            assert positive_claim == "supported", term
+            assert verdict(rows, "null", 0.95)[0] != "supported", term
+        else:
+            assert not supported_robustly(rows, "positive", 0.95), term
 
     # More missing predictors: the same conclusions, and no assessment dropped.
     gappy = load_config(

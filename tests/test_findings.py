@@ -11,6 +11,7 @@ from alliance.findings import (
     Finding,
     findings_csv,
     findings_table,
+    supported_robustly,
     verdict,
 )
 from alliance.posterior_summary import summarise_draws
@@ -238,5 +239,19 @@ def test_growth_claims_are_supported_where_true_and_never_where_false(
         "F3": ("nonzero", detail[detail["estimand"] == "change_difference"]),
     }
     decision_prob = summary["decision_prob"]
-    verdicts = {key: verdict(rows, kind, decision_prob)[0] for key, (kind, rows) in claims.items()}
-    assert {key for key, v in verdicts.items() if v == "supported"} == true_claims, verdicts
+    for key, (kind, rows) in claims.items():
+        if key in true_claims:
+            assert verdict(rows, kind, decision_prob)[0] == "supported", key
+        else:  # a rule at d says "supported" for 1 - d of exact nulls: then not robustly
+            assert not supported_robustly(rows, kind, decision_prob), key
+
+
+def test_a_support_that_does_not_survive_the_robustness_settings_is_not_robust():
+    from alliance.findings import supported_robustly
+
+    def directional(prob_positive):
+        return rows(prob_positive=[prob_positive], prob_in_rope=[0.5], mean=[0.1])
+
+    assert supported_robustly(directional(0.99), "positive", 0.95)
+    assert not supported_robustly(directional(0.96), "positive", 0.95)  # not at 0.975
+    assert not supported_robustly(directional(0.90), "positive", 0.95)  # not supported at all

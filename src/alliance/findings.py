@@ -194,6 +194,15 @@ def robustness(rows: pd.DataFrame, kind: str, decision_prob: float) -> dict[str,
     return {label: verdict(rows, kind, d, factor)[0] for label, (d, factor) in settings.items()}
 
 
+def supported_robustly(rows: pd.DataFrame, kind: str, decision_prob: float) -> bool:
+    """Supported, and still supported at half and double the ROPE and at decision probabilities
+    0.90 and 0.975."""
+    alternatives = robustness(rows, kind, decision_prob).values()
+    return verdict(rows, kind, decision_prob)[0] == "supported" and all(
+        v == "supported" for v in alternatives
+    )
+
+
 def borderline(rows: pd.DataFrame, kind: str, decision_prob: float) -> bool:
     """Whether a probability the verdict turns on lies within two MCSE of its threshold."""
     for _, row in rows.iterrows():
