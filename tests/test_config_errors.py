@@ -127,6 +127,19 @@ def test_reported_model_must_be_one_of_the_models():
     )
 
 
+def test_a_residual_sd_per_arm_is_refused_for_the_censored_likelihood():
+    growth = load_config()["growth"]
+    assert config_checks.residual_sd_problem(growth) is None
+    censored = {**growth["models"]["linear_censored"], "residual_sd_by": "arm"}
+    problem = config_checks.residual_sd_problem(
+        {**growth, "models": {**growth["models"], "linear_censored": censored}}
+    )
+    assert problem == (
+        "growth.models.linear_censored.residual_sd_by is set for a censored_gaussian model;"
+        " allowed: only with likelihood gaussian."
+    )
+
+
 def test_a_reported_alternative_must_share_the_reported_models_likelihood():
     """LOO compares densities of one kind: a censored alternative to a Gaussian model is refused."""
     growth = load_config()["growth"]

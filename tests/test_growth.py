@@ -294,3 +294,38 @@ def test_prior_estimands_are_the_contrasts_the_priors_imply(config, twin_files):
     assert float(sd["arm_difference"].sel(month=3)) == pytest.approx(1.0, rel=0.05)
     assert float(sd["arm_difference"].sel(month=12)) == pytest.approx(2**0.5, rel=0.05)
     assert float(sd["change_difference"]) == pytest.approx(1.0, rel=0.05)
+
+
+def test_loo_comparison_pairs_each_model_with_the_baseline(monkeypatch):
+    """The paired ELPD difference is the sum of pointwise differences and its SE sqrt(n var(d))
+    (Vehtari, Gelman and Gabry 2017), not the unpaired sqrt(se_a^2 + se_b^2)."""
+    import types
+
+    import arviz
+
+    from alliance.growth import choose_reported_model, loo_comparison
+
+    rng = np.random.default_rng(0)
+    pointwise = {"linear": rng.normal(-1.0, 0.5, 300)}
+    pointwise["linear_arm_sd"] = pointwise["linear"] + rng.normal(0.03, 0.05, 300)
+
+    def fake_loo(name, **_):
+        values = pointwise[name]
+        return types.SimpleNamespace(
+            elpd=values.sum(), se=np.sqrt(values.size * values.var()), p=3.0,
+            pareto_k=np.zeros(values.size), good_k=0.7, elpd_i=values,
+        )  # fmt: skip
+
+    monkeypatch.setattr(arviz, "loo", fake_loo)
+    monkeypatch.setattr(arviz, "compare", lambda loos: pd.DataFrame())
+    specs = {name: {"likelihood": "gaussian"} for name in pointwise}
+    table = loo_comparison({n: n for n in pointwise}, specs, baseline="linear").set_index("model")
+    difference = pointwise["linear_arm_sd"] - pointwise["linear"]
+    assert table.loc["linear_arm_sd", "elpd_vs_baseline"] == pytest.approx(difference.sum())
+    assert table.loc["linear_arm_sd", "se_vs_baseline"] == pytest.approx(
+        np.sqrt(300 * difference.var())
+    )
+    assert table.loc["linear", "elpd_vs_baseline"] == 0.0
+    # Paired, the gain (about 9) is many SEs (about 0.9); unpaired it would be well under one.
+    model, _ = choose_reported_model(table.reset_index(), "linear", ["linear_arm_sd"], 2.0)
+    assert model == "linear_arm_sd"

@@ -119,17 +119,17 @@ def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
 
     html = (completed_run / "results/report.html").read_text()
     growth = load_config()["growth"]
-    candidates = [growth["reported_model"], *growth["reported_alternatives"]]
-    files = [
+    chosen = pd.read_csv(completed_run / "results/tables/growth_reported_models.csv")
+    assert set(chosen["model"]) <= {growth["reported_model"], *growth["reported_alternatives"]}
+    files = [  # the growth model reported for each rater, and every other model
         *(
-            completed_run / f"results/growth/{rater}_{model}_prior_sensitivity.csv"
-            for model in candidates
-            for rater in ("patient", "therapist")
+            completed_run / f"results/growth/{row.rater}_{row.model}_prior_sensitivity.csv"
+            for row in chosen.itertuples()
         ),
         completed_run / "results/agreement/prior_sensitivity.csv",
         *sorted((completed_run / "results/association").glob("*_prior_sensitivity.csv")),
     ]
-    assert len(files) == 2 * len(candidates) + 3
+    assert len(files) == 5
     tables = pd.concat([pd.read_csv(path) for path in files])
     # The reported quantities of each aim are all there (arm contrasts of both raters, the
     # agreement quantities per arm, each association coefficient of each rater).
@@ -156,14 +156,27 @@ def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
 
 
 def test_quantities_the_data_do_not_identify_are_flagged(completed_run):
-    """The summary names exactly the reported quantities whose posterior contracted less than
-    diagnostics.min_contraction from their prior; every reported quantity has a prior to compare."""
+    """The summary names exactly the reported quantities (estimands, truth-and-bias cells,
+    within/between coefficients) whose posterior contracted less than diagnostics.min_contraction
+    from its prior and stayed near the prior's centre; every one of them has a prior to compare."""
+    from alliance.posterior_summary import not_identified_rows
     from alliance.settings import load_config
 
     minimum = load_config()["diagnostics"]["min_contraction"]
-    detail = pd.read_csv(completed_run / "results/tables/estimands_detail.csv")
-    assert detail[["prior_sd", "contraction"]].notna().all().all()
-    weak = detail[detail["contraction"] < minimum]
+    within_between = pd.concat(
+        pd.read_csv(completed_run / f"results/association/{rater}_within_between.csv")
+        for rater in ("patient", "therapist")
+    )
+    tables = [
+        pd.read_csv(completed_run / "results/tables/estimands_detail.csv"),
+        pd.read_csv(completed_run / "results/tables/truth_and_bias.csv"),
+        within_between[within_between["model"] != "pooled"],
+    ]
+    weak = []
+    for table in tables:
+        assert table[["prior_sd", "contraction"]].notna().all().all()
+        weak.append(table[not_identified_rows(table, minimum)])
+    weak = pd.concat(weak)
     html = (completed_run / "results/report.html").read_text()
     flag = html[html.index('id="identification-flag"') :].split("</p>")[0]
     if weak.empty:

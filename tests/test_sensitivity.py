@@ -65,33 +65,53 @@ def test_log_prior_holds_the_configured_priors_only():
 
 
 def test_a_quantity_the_data_do_not_identify_is_not_called_a_prior_data_conflict():
-    """The sensitivity rows of quantities whose posterior barely contracted are relabelled; the
-    names follow the sensitivity table's (``name[arm, month]``, ``name[term]``, ``name``)."""
+    """The sensitivity rows of quantities whose posterior barely contracted and stayed near the
+    prior's centre are relabelled; a posterior moved two prior SDs away without contracting keeps
+    its conflict diagnosis. Names follow the sensitivity table's (``name[arm, month]``,
+    ``name[term]``, ``name``), months written as 12 even when read as 12.0."""
     import pandas as pd
 
     from alliance.sensitivity import NOT_IDENTIFIED, mark_unidentified
 
+    conflict = "potential prior-data conflict"
     sensitivity = pd.DataFrame(
         {
             "model": "m",
-            "quantity": ["change_correlation[digital]", "arm_difference[12]", "association[sus]"],
+            "quantity": [
+                "change_correlation[digital]",
+                "arm_difference[12]",
+                "association[sus]",
+                "marginal_mean[ptau, 12]",
+                "rater_bias[ptau]",
+            ],
             "prior": 0.2,
             "likelihood": 0.2,
-            "diagnosis": "potential prior-data conflict",
+            "diagnosis": conflict,
         }
     )
     detail = pd.DataFrame(
         {
-            "estimand": ["change_correlation", "arm_difference", "association"],
-            "arm": ["digital", "", ""],
-            "month": ["", "12", ""],
-            "term": ["", "", "sus"],
-            "contraction": [0.09, 0.6, 0.1],
+            "estimand": [
+                "change_correlation",
+                "arm_difference",
+                "association",
+                "marginal_mean",
+                "rater_bias",
+            ],
+            "arm": ["digital", "", "", "ptau", "ptau"],
+            "month": ["", "12", "", 12.0, ""],
+            "term": ["", "", "sus", "", ""],
+            "mean": [0.1, 0.3, 0.05, 5.0, 1.0],
+            "prior_mean": [0.0, 0.0, 0.0, 5.2, 0.0],
+            "prior_sd": [0.45, 1.0, 0.25, 1.0, 0.5],
+            "contraction": [0.09, 0.6, 0.1, 0.05, 0.1],
         }
     )
     marked = mark_unidentified(sensitivity, detail, 0.2)
     assert list(marked["diagnosis"]) == [
         NOT_IDENTIFIED,
-        "potential prior-data conflict",
+        conflict,  # informed (contraction 0.6)
         NOT_IDENTIFIED,
+        NOT_IDENTIFIED,  # month 12.0 matched as [ptau, 12]
+        conflict,  # moved two prior SDs without contracting
     ]

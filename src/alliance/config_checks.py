@@ -205,6 +205,17 @@ def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
     return None
 
 
+def residual_sd_problem(growth: Mapping[str, Any]) -> str | None:
+    """A residual SD per group (``residual_sd_by``) is implemented for Gaussian models only."""
+    for name, spec in growth["models"].items():
+        if spec.get("residual_sd_by") and spec["likelihood"] != "gaussian":
+            return (
+                f"growth.models.{name}.residual_sd_by is set for a {spec['likelihood']} model;"
+                " allowed: only with likelihood gaussian."
+            )
+    return None
+
+
 def sampler_problem(sampler: str, installed=find_spec) -> str | None:
     """``sampling.sampler`` must be installed (each sampler is the package of the same name)."""
     if sampler in SAMPLERS and installed(sampler) is not None:
@@ -250,6 +261,7 @@ def startup_problems(config: Mapping[str, Any], base: str | Path = ".") -> list[
     """The problems a valid-by-schema config can still have: names and paths that do not exist."""
     problems = [
         reported_model_problem(config["growth"]),
+        residual_sd_problem(config["growth"]),
         sampler_problem(config["sampling"]["sampler"]),
         raw_data_dir_problem(config.get("raw_data_dir"), base),
     ]

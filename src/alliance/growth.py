@@ -270,6 +270,8 @@ def sd_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> pd.Da
     tail = (1 - ci_prob) / 2
     for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():
         cell = np.asarray(list(index))
+        if cell.size < 2:  # no SD to compare (one assessment in this arm and month)
+            continue
         sds = replicated[:, cell].std(axis=1, ddof=1)
         value = float(np.std(observed[cell], ddof=1))
         rows.append(
@@ -379,6 +381,11 @@ def choose_reported_model(
     best = candidates["elpd_vs_baseline"].idxmax()
     gain, se = candidates.loc[best, ["elpd_vs_baseline", "se_vs_baseline"]]
     verdict = f"ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f})"
+    high_k = (
+        int(rows.loc[[baseline, best], "n_high_pareto_k"].max()) if "n_high_pareto_k" in rows else 0
+    )
+    if high_k:
+        verdict += f"; up to {high_k} observations with high Pareto k, so indicative"
     if gain > min_se * se:
         return best, f"{verdict}, more than {min_se:g} SE: {best} reported"
     return baseline, f"{verdict}, not more than {min_se:g} SE: {baseline} reported"

@@ -27,6 +27,7 @@ ROPE_FACTORS = {"half": 0.5, "double": 2.0}
 DETAIL_COLUMNS = [
     *CONTRACT_COLUMNS,
     "sd",
+    "prior_mean",
     "prior_sd",
     "prior_ci_low",
     "prior_ci_high",
@@ -103,6 +104,7 @@ def summarise_draws(
     }
     if prior is not None:
         prior = prior.stack(sample=[d for d in ("chain", "draw") if d in prior.dims])
+        stats["prior_mean"] = prior.mean("sample")
         stats["prior_sd"] = prior.std("sample")
         stats["prior_ci_low"] = prior.quantile(tail, dim="sample").drop_vars("quantile")
         stats["prior_ci_high"] = prior.quantile(1 - tail, dim="sample").drop_vars("quantile")
@@ -120,7 +122,7 @@ def summarise_draws(
     for column in ("aim", "estimand", *LABEL_DIMS):
         if column not in table:
             table[column] = ""
-    for column in ("prior_sd", "prior_ci_low", "prior_ci_high", "contraction"):
+    for column in ("prior_mean", "prior_sd", "prior_ci_low", "prior_ci_high", "contraction"):
         if column not in table:
             table[column] = float("nan")
     return table[DETAIL_COLUMNS]
@@ -133,10 +135,35 @@ def contraction(posterior_sd, prior_sd):
     return 1 - (posterior_sd / prior_sd) ** 2
 
 
-def not_identified(contraction_value, min_contraction: float) -> bool:
-    """A quantity whose posterior contracted less than ``min_contraction`` is not identified by
-    these data (its interval is mostly the prior's), whatever the sensitivity check says."""
-    return bool(pd.notna(contraction_value) and contraction_value < min_contraction)
+#: A posterior whose mean lies this many prior SDs or more from the prior's mean has been moved by
+#: the data, even if it did not contract: a possible prior-data conflict, not a lack of data.
+MAX_PRIOR_SHIFT = 1.0
+
+
+def not_identified(contraction_value, min_contraction: float, prior_shift: float = 0.0) -> bool:
+    """A quantity whose posterior contracted less than ``min_contraction`` and stayed near the
+    prior's centre (``prior_shift`` = |posterior mean - prior mean| / prior SD below
+    :data:`MAX_PRIOR_SHIFT`) is not identified by these data: its interval is mostly the prior's."""
+    return bool(
+        pd.notna(contraction_value)
+        and contraction_value < min_contraction
+        and not prior_shift >= MAX_PRIOR_SHIFT
+    )
+
+
+def not_identified_rows(table: pd.DataFrame, min_contraction: float) -> pd.Series:
+    """:func:`not_identified` for each row of a summary table (False where it has no prior)."""
+    if "contraction" not in table:
+        return pd.Series(False, index=table.index)
+    shift = (table["mean"] - table["prior_mean"]).abs() / table["prior_sd"]
+    return pd.Series(
+        [
+            not_identified(c, min_contraction, z)
+            for c, z in zip(table["contraction"], shift, strict=True)
+        ],
+        index=table.index,
+        dtype=bool,
+    )
 
 
 def contract_table(detail: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from alliance.findings import findings_table
-from alliance.posterior_summary import not_identified, percent
+from alliance.posterior_summary import not_identified_rows, percent
 from alliance.sampling import model_sampling
 from alliance.sensitivity import NOT_IDENTIFIED
 from alliance.settings import plain
@@ -206,6 +206,27 @@ SIGN_CONVENTIONS = {
 }
 
 
+def reported_sensitivity(sensitivity: pd.DataFrame, growth_choice: pd.DataFrame) -> pd.DataFrame:
+    """The sensitivity rows of the models the report reports: of the growth models, only the one
+    chosen for each rater (``growth_<rater>_<model>``)."""
+    chosen = {f"growth_{row.rater}_{row.model}" for row in growth_choice.itertuples()}
+    growth = sensitivity["model"].str.startswith("growth_")
+    return sensitivity[~growth | sensitivity["model"].isin(chosen)].reset_index(drop=True)
+
+
+def unidentified_quantities(tables: list[pd.DataFrame], min_contraction: float) -> pd.DataFrame:
+    """The rows of every table of reported quantities (estimands, truth-and-bias cells,
+    within/between coefficients) that the data do not identify."""
+    labels = ["aim", "estimand", "rater", "arm", "month", "term"]
+    numbers = ["mean", "sd", "prior_mean", "prior_sd", "contraction"]
+    rows = []
+    for table in tables:
+        part = table[labels + numbers].astype({c: str for c in labels})
+        part[numbers] = part[numbers].replace("", float("nan")).apply(pd.to_numeric)
+        rows.append(part[not_identified_rows(part, min_contraction)])
+    return pd.concat(rows, ignore_index=True)
+
+
 def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".") -> dict:
     """Everything the template shows, read from the workflow's outputs."""
     detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
@@ -213,9 +234,16 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     for column in [c for c in detail.columns if c not in labels]:
         detail[column] = pd.to_numeric(detail[column].replace("", float("nan")))
     min_contraction = config["diagnostics"]["min_contraction"]
-    detail["not_identified"] = [not_identified(c, min_contraction) for c in detail["contraction"]]
+    detail["not_identified"] = not_identified_rows(detail, min_contraction)
+    growth_choice = pd.read_csv(inputs["growth_choice"])
+    truth_and_bias = pd.read_csv(inputs["truth_and_bias"], keep_default_na=False)
+    within_between = pd.concat(
+        [pd.read_csv(p, keep_default_na=False) for p in inputs["association_within_between"]]
+    )
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
-    sensitivity = pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]])
+    sensitivity = reported_sensitivity(
+        pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]]), growth_choice
+    )
     sensitivity = sensitivity.sort_values(
         "diagnosis", key=lambda d: d == "not sensitive", kind="stable"
     ).reset_index(drop=True)
@@ -239,7 +267,10 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "prior_sensitive": sensitivity[
             ~sensitivity["diagnosis"].isin(["not sensitive", NOT_IDENTIFIED])
         ],
-        "not_identified": detail[detail["not_identified"]],
+        "not_identified": unidentified_quantities(
+            [detail, truth_and_bias, within_between[within_between["model"] != "pooled"]],
+            min_contraction,
+        ),
         "min_contraction": min_contraction,
         "flow": table(inputs["flow"]),
         "alliance_summary": table(inputs["alliance_summary"]),
@@ -250,18 +281,16 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "agreement_priors": config["agreement"]["priors"],
         "association_priors": config["association"]["priors"],
         "growth_comparison": table(inputs["growth_comparison"]),
-        "growth_choice": table(inputs["growth_choice"]),
+        "growth_choice": growth_choice,
         "growth_frequentist": table(inputs["growth_frequentist"], keep_default_na=False),
         "ceiling": pd.concat([table(p) for p in inputs["ceiling_checks"]]),
         "sd_check": pd.concat([table(p) for p in inputs["sd_checks"]]),
         "agreement_frequentist": table(inputs["agreement_frequentist"]),
         "agreement_ppc": table(inputs["agreement_ppc"]),
-        "truth_and_bias": table(inputs["truth_and_bias"], keep_default_na=False),
+        "truth_and_bias": truth_and_bias,
         "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
-        "association_within_between": within_between_view(
-            pd.concat([table(p) for p in inputs["association_within_between"]])
-        ),
+        "association_within_between": within_between_view(within_between),
         "detail": detail,
         "sign_conventions": SIGN_CONVENTIONS,
         "figures": figures,

@@ -92,7 +92,12 @@ NOT_IDENTIFIED = "not identified by these data"
 def quantity_name(row: Mapping) -> str:
     """The name the sensitivity table gives the quantity of one estimand row (``name[arm,
     month]``, ``name[term]`` or ``name``)."""
-    coordinates = [str(row[c]) for c in ("arm", "month", "term") if str(row[c]) not in ("", "nan")]
+
+    def text(value) -> str:  # months as written in the draws' coordinates: 3, not 3.0
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    coordinates = [text(row[c]) for c in ("arm", "month", "term")]
+    coordinates = [c for c in coordinates if c not in ("", "nan")]
     return row["estimand"] + (f"[{', '.join(coordinates)}]" if coordinates else "")
 
 
@@ -100,14 +105,12 @@ def mark_unidentified(
     sensitivity: pd.DataFrame, detail: pd.DataFrame, min_contraction: float
 ) -> pd.DataFrame:
     """The sensitivity table with the diagnosis of each quantity that the data do not identify
-    (contraction in ``detail`` below ``min_contraction``) replaced by :data:`NOT_IDENTIFIED`."""
-    from alliance.posterior_summary import not_identified
+    (:func:`alliance.posterior_summary.not_identified`: contraction below ``min_contraction``
+    and a posterior still centred near the prior) replaced by :data:`NOT_IDENTIFIED`."""
+    from alliance.posterior_summary import not_identified_rows
 
-    weak = {
-        quantity_name(row)
-        for row in detail.to_dict("records")
-        if not_identified(row["contraction"], min_contraction)
-    }
+    flagged = not_identified_rows(detail, min_contraction)
+    weak = {quantity_name(row) for row in detail[flagged].to_dict("records")}
     table = sensitivity.copy()
     table.loc[table["quantity"].isin(weak), "diagnosis"] = NOT_IDENTIFIED
     return table

@@ -85,6 +85,10 @@ rule summarise_growth:
         estimands=expand(
             rules.check_growth.output.estimands, rater=RATERS, model=GROWTH_MODELS
         ),
+        ppc=expand(rules.check_growth.output.ppc, rater=RATERS, model=GROWTH_MODELS),
+        prior_checks=expand(
+            rules.check_growth.output.prior_check, rater=RATERS, model=GROWTH_MODELS
+        ),
     output:
         estimands="results/tables/estimands_aim_a.csv",
         detail="results/tables/growth_estimands.csv",
@@ -97,6 +101,11 @@ rule summarise_growth:
         frequentist="results/tables/growth_frequentist_check.csv",
         # The model reported for each rater and the LOO comparison that chose it.
         choice="results/tables/growth_reported_models.csv",
+        # The chosen model's predictive checks, per rater (for the report).
+        ppc_patient="results/figures/growth_reported_ppc_patient.png",
+        ppc_therapist="results/figures/growth_reported_ppc_therapist.png",
+        prior_check_patient="results/figures/growth_reported_prior_check_patient.png",
+        prior_check_therapist="results/figures/growth_reported_prior_check_therapist.png",
         trajectories=report(
             "results/figures/growth_trajectories.png",
             caption="../../report/captions/growth_trajectories.rst",

@@ -11,6 +11,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 isolate_caches(".", "summarise_growth")
 log = job_logger(smk.log[0], "summarise_growth")
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,10 @@ for rater in ("patient", "therapist"):
 pd.concat(comparison).to_csv(smk.output.comparison, index=False)
 choice = pd.DataFrame(choice)
 choice.to_csv(smk.output.choice, index=False)
+for row in choice.itertuples():
+    for figure, inputs in (("ppc", smk.input.ppc), ("prior_check", smk.input.prior_checks)):
+        (source,) = [p for p in inputs if Path(p).name == f"{row.rater}_{row.model}_{figure}.png"]
+        shutil.copyfile(source, smk.output[f"{figure}_{row.rater}"])
 
 details = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
 details["month"] = month_labels(details["month"])
