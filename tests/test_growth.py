@@ -329,3 +329,22 @@ def test_loo_comparison_pairs_each_model_with_the_baseline(monkeypatch):
     # Paired, the gain (about 9) is many SEs (about 0.9); unpaired it would be well under one.
     model, _ = choose_reported_model(table.reset_index(), "linear", ["linear_arm_sd"], 2.0)
     assert model == "linear_arm_sd"
+
+
+def test_the_choice_says_when_loo_is_only_indicative():
+    from alliance.growth import choose_reported_model
+
+    comparison = pd.DataFrame(
+        {
+            "model": ["linear", "linear_arm_sd"],
+            "elpd_vs_baseline": [0.0, 12.0],
+            "se_vs_baseline": [0.0, 4.0],
+            "n_high_pareto_k": [3, 5],
+        }
+    )
+    model, reason = choose_reported_model(comparison, "linear", ["linear_arm_sd"], 2.0)
+    assert model == "linear_arm_sd"
+    assert reason == (
+        "ELPD of linear_arm_sd minus linear: 12.0 (SE 4.0; up to 5 observations with high Pareto"
+        " k, so indicative), more than 2 SE: linear_arm_sd reported"
+    )

@@ -380,12 +380,11 @@ def choose_reported_model(
         return baseline, f"{baseline}: no alternative configured"
     best = candidates["elpd_vs_baseline"].idxmax()
     gain, se = candidates.loc[best, ["elpd_vs_baseline", "se_vs_baseline"]]
-    verdict = f"ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f})"
     high_k = (
         int(rows.loc[[baseline, best], "n_high_pareto_k"].max()) if "n_high_pareto_k" in rows else 0
     )
-    if high_k:
-        verdict += f"; up to {high_k} observations with high Pareto k, so indicative"
+    note = f"; up to {high_k} observations with high Pareto k, so indicative" if high_k else ""
+    verdict = f"ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f}{note})"
     if gain > min_se * se:
         return best, f"{verdict}, more than {min_se:g} SE: {best} reported"
     return baseline, f"{verdict}, not more than {min_se:g} SE: {baseline} reported"
