@@ -173,6 +173,12 @@ def prior_posterior_figure(detail: pd.DataFrame, min_contraction: float):
 
     rows = detail.dropna(subset=["prior_ci_low", "prior_ci_high"]).copy()
     aims = list(dict.fromkeys(rows["aim"]))
+    if not aims:  # no quantity with prior draws
+        fig, ax = plt.subplots(figsize=(7.5, 1.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No reported quantity has prior draws.", ha="center", va="center")
+        plt.close(fig)
+        return fig
     heights = [max(len(rows[rows["aim"] == aim]), 1) for aim in aims]
     fig, axes = plt.subplots(
         len(aims),
