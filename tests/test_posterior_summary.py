@@ -111,3 +111,15 @@ def test_contraction_compares_the_posterior_spread_with_the_priors():
     assert not not_identified(float("nan"), 0.2)  # no prior draws: no claim either way
     without = summarise_draws(xr.DataArray(normal_draws(0, 1), dims=("chain", "draw")), 0.95, 0.2)
     assert without[["prior_sd", "contraction"]].isna().all().all()
+
+
+def test_predictive_check_row_compares_the_observed_statistic_with_its_replicates():
+    from alliance.posterior_summary import predictive_check_row
+
+    replicated = np.arange(1, 101) / 100  # 0.01 ... 1.00
+    row = predictive_check_row("digital", 12.0, 0.905, replicated, 0.9, "observed_sd")
+    assert row["month"] == 12 and row["observed_sd"] == 0.905
+    assert row["replicated_mean"] == pytest.approx(0.505)
+    assert row["replicated_low"] == pytest.approx(np.quantile(replicated, 0.05))
+    assert row["replicated_high"] == pytest.approx(np.quantile(replicated, 0.95))
+    assert row["posterior_p"] == pytest.approx(0.10)  # 0.91 ... 1.00: 10 of 100

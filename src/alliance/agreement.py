@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from alliance.correlation_priors import lkj_correlation
+from alliance.posterior_summary import predictive_check_row
 from alliance.twin import time_code
 
 ARMS = ("digital", "ptau")
@@ -291,23 +292,12 @@ def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_dra
     therapist_draws = draws("therapist_rating")[:, rows.paired]
     paired_rows = pairs.iloc[rows.therapist[rows.paired]].reset_index(drop=True)
     table = []
-    tail = (1 - ci_prob) / 2
     for (arm, month), cell in paired_rows.groupby(["arm", "month"], observed=True):
         x, y = patient_draws[:, cell.index], therapist_draws[:, cell.index]
         xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
         r = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
         observed = float(np.corrcoef(cell["patient"], cell["therapist"])[0, 1])
-        table.append(
-            {
-                "arm": arm,
-                "month": int(month),
-                "observed": observed,
-                "replicated_mean": float(r.mean()),
-                "replicated_low": float(np.quantile(r, tail)),
-                "replicated_high": float(np.quantile(r, 1 - tail)),
-                "posterior_p": float(np.mean(r >= observed)),
-            }
-        )
+        table.append(predictive_check_row(arm, month, observed, r, ci_prob))
     return pd.DataFrame(table)
 
 

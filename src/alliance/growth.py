@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from alliance.posterior_summary import predictive_check_row
 from alliance.twin import time_code
 
 ARMS = ("digital", "ptau")
@@ -243,21 +244,11 @@ def ceiling_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> 
     observed, groups = observed_and_groups(idata)
     replicated = replicate_scores(idata, spec, upper)
     rows = []
-    tail = (1 - ci_prob) / 2
     for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():
         cell = np.asarray(list(index))
+        value = float(ceiling_statistic(observed[cell], upper))
         shares = ceiling_statistic(replicated[:, cell], upper)
-        rows.append(
-            {
-                "arm": arm,
-                "month": int(month),
-                "observed": float(ceiling_statistic(observed[cell], upper)),
-                "replicated_mean": float(shares.mean()),
-                "replicated_low": float(np.quantile(shares, tail)),
-                "replicated_high": float(np.quantile(shares, 1 - tail)),
-                "posterior_p": float(np.mean(shares >= ceiling_statistic(observed[cell], upper))),
-            }
-        )
+        rows.append(predictive_check_row(arm, month, value, shares, ci_prob))
     return pd.DataFrame(rows)
 
 
@@ -267,24 +258,13 @@ def sd_check(idata, spec: Mapping, upper: float, ci_prob: float = 0.95) -> pd.Da
     observed, groups = observed_and_groups(idata)
     replicated = replicate_scores(idata, spec, upper)
     rows = []
-    tail = (1 - ci_prob) / 2
     for (arm, month), index in groups.groupby(["arm", "month"]).groups.items():
         cell = np.asarray(list(index))
         if cell.size < 2:  # no SD to compare (one assessment in this arm and month)
             continue
-        sds = replicated[:, cell].std(axis=1, ddof=1)
         value = float(np.std(observed[cell], ddof=1))
-        rows.append(
-            {
-                "arm": arm,
-                "month": int(month),
-                "observed_sd": value,
-                "replicated_mean": float(sds.mean()),
-                "replicated_low": float(np.quantile(sds, tail)),
-                "replicated_high": float(np.quantile(sds, 1 - tail)),
-                "posterior_p": float(np.mean(sds >= value)),
-            }
-        )
+        sds = replicated[:, cell].std(axis=1, ddof=1)
+        rows.append(predictive_check_row(arm, month, value, sds, ci_prob, "observed_sd"))
     return pd.DataFrame(rows)
 
 

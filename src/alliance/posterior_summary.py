@@ -166,6 +166,25 @@ def not_identified_rows(table: pd.DataFrame, min_contraction: float) -> pd.Serie
     )
 
 
+def predictive_check_row(
+    arm, month, observed: float, replicated, ci_prob: float, observed_name: str = "observed"
+) -> dict:
+    """One arm x month row of a posterior predictive check of a test statistic: its observed value
+    against the replicated values' mean, equal-tailed interval and P(replicated >= observed)."""
+    import numpy as np
+
+    tail = (1 - ci_prob) / 2
+    return {
+        "arm": arm,
+        "month": int(month),
+        observed_name: observed,
+        "replicated_mean": float(np.mean(replicated)),
+        "replicated_low": float(np.quantile(replicated, tail)),
+        "replicated_high": float(np.quantile(replicated, 1 - tail)),
+        "posterior_p": float(np.mean(replicated >= observed)),
+    }
+
+
 def contract_table(detail: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``results/tables/estimands.csv``, in the contract's order."""
     return detail[CONTRACT_COLUMNS].copy()
