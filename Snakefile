@@ -33,9 +33,13 @@ rule all:
         rules.render_report.output,
         rules.descriptives.output,
         rules.summarise_growth.output,
+        expand(rules.check_growth.output, rater=RATERS, model=GROWTH_MODELS),
         rules.check_agreement.output,
-        rules.truth_and_bias.output,
-        expand(rules.fit_association.output, rater=RATERS),
+        rules.check_truth_and_bias.output,
+        rules.summarise_agreement.output,
+        expand(
+            rules.check_association.output, rater=RATERS, variant=ASSOCIATION_VARIANTS
+        ),
         rules.summarise_associations.output,
         rules.estimands.output,
         rules.findings.output,

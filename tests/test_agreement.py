@@ -8,7 +8,6 @@ import pytest
 import xarray as xr
 
 from alliance.agreement import (
-    ARMS,
     QUANTITY_PARAMETERS,
     agreement_data,
     agreement_quantities,
@@ -17,6 +16,7 @@ from alliance.agreement import (
     rating_rows,
 )
 from alliance.analysis_tables import build_analysis_tables
+from alliance.design import ARMS
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
 from alliance.sampling import posterior_predictive, sample_pymc
@@ -201,15 +201,15 @@ def test_truth_and_bias_model_recovers_cell_biases_tracking_and_therapist_effect
     from alliance.agreement import (
         build_truth_and_bias_model,
         truth_and_bias_data,
-        truth_and_bias_draws,
+        truth_and_bias_estimands,
     )
     from alliance.sampling import fit_bambi
 
     config = load_config({"sampling": REDUCED})
     data = truth_and_bias_data(truth_and_bias_pairs())
-    model = build_truth_and_bias_model(data, config["agreement"]["priors"])
+    model = build_truth_and_bias_model(data, config["truth_and_bias"]["priors"])
     idata = fit_bambi(model, config["sampling"], seed=5)
-    draws = truth_and_bias_draws(idata)
+    draws = truth_and_bias_estimands(idata)
     bias = summarise_draws(draws["directional_bias"], 0.95, 0.1).set_index(["arm", "month"])
     for arm, values in TB_BIAS.items():
         for month, value in zip((3, 6, 12), values, strict=True):

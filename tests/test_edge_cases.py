@@ -77,9 +77,9 @@ def test_any_valid_data_set_runs_end_to_end(scenario, tmp_path):
     assert (estimands["ci_low"] <= estimands["ci_high"]).all()
     assert (workspace / "results/report.html").stat().st_size > 100_000
     if scenario.startswith("complete"):  # the association models ran without imputation
-        for rater in ("patient", "therapist"):
-            missing = pd.read_csv(workspace / f"results/association/{rater}_missing_predictors.csv")
-            assert (missing["n_missing"] == 0).all()
+        missing = pd.read_csv(workspace / "results/tables/association_missing_predictors.csv")
+        assert set(missing["rater"]) == {"patient", "therapist"}
+        assert (missing["n_missing"] == 0).all()
 
 
 def test_data_too_thin_for_a_model_stop_with_one_clear_message(twin_files, tmp_path):

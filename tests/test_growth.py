@@ -348,3 +348,19 @@ def test_the_choice_says_when_loo_is_only_indicative():
         "ELPD of linear_arm_sd minus linear: 12.0 (SE 4.0; up to 5 observations with high Pareto"
         " k, so indicative), more than 2 SE: linear_arm_sd reported"
     )
+
+
+def test_contrast_rows_are_labelled_by_rater_estimand_and_month():
+    from alliance.growth import contrast_labels
+
+    rows = pd.DataFrame(
+        {
+            "rater": ["patient", "therapist"],
+            "estimand": ["arm_difference", "change_difference"],
+            "month": ["6", ""],
+        }
+    )
+    assert list(contrast_labels(rows, [3, 6, 12])) == [
+        "patient: arm difference, month 6",
+        "therapist: change difference (3 to 12)",
+    ]

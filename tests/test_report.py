@@ -123,17 +123,18 @@ def test_prior_sensitivity_of_every_reported_model_is_shown(completed_run):
     assert set(chosen["model"]) <= {growth["reported_model"], *growth["reported_alternatives"]}
     files = [  # the growth model reported for each rater, and every other model
         *(
-            completed_run / f"results/growth/{row.rater}_{row.model}_prior_sensitivity.csv"
+            completed_run / f"results/growth/{row.rater}_{row.model}/prior_sensitivity.csv"
             for row in chosen.itertuples()
         ),
-        completed_run / "results/agreement/prior_sensitivity.csv",
-        *sorted((completed_run / "results/association").glob("*_prior_sensitivity.csv")),
+        *sorted((completed_run / "results/agreement").glob("*/prior_sensitivity.csv")),
+        *sorted((completed_run / "results/association").glob("*/prior_sensitivity.csv")),
     ]
-    assert len(files) == 5
+    assert len(files) == 2 + 2 + 4  # growth per rater, agreement, association
     tables = pd.concat([pd.read_csv(path) for path in files])
     # The reported quantities of each aim are all there (arm contrasts of both raters, the
     # agreement quantities per arm, each association coefficient of each rater).
     assert {"rater_correlation[digital]", "rater_bias[ptau]"} <= set(tables["quantity"])
+    assert "directional_bias[ptau, 12]" in set(tables["quantity"])
     assert {"association[sus]", "association_within[sus]"} <= set(tables["quantity"])
     assert (
         tables["diagnosis"]
@@ -163,10 +164,7 @@ def test_quantities_the_data_do_not_identify_are_flagged(completed_run):
     from alliance.settings import load_config
 
     minimum = load_config()["diagnostics"]["min_contraction"]
-    within_between = pd.concat(
-        pd.read_csv(completed_run / f"results/association/{rater}_within_between.csv")
-        for rater in ("patient", "therapist")
-    )
+    within_between = pd.read_csv(completed_run / "results/tables/association_within_between.csv")
     tables = [
         pd.read_csv(completed_run / "results/tables/estimands_detail.csv"),
         pd.read_csv(completed_run / "results/tables/truth_and_bias.csv"),
@@ -288,7 +286,7 @@ def test_fits_the_safety_net_sampled_again_are_named_in_the_summary(completed_ru
     shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
     html = (workspace / "results/report.html").read_text()
     assert 'id="extension-flag"' not in html  # the test config turns the safety net off
-    path = workspace / "results/growth/patient_linear_diagnostics.csv"
+    path = workspace / "results/growth/patient_linear/diagnostics.csv"
     table = pd.read_csv(path)
     failed = int((~table["passed"]).sum())
     rows = table["quantity"].map({"draws_per_chain": 400, "extensions": 1})

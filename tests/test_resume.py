@@ -25,7 +25,7 @@ from conftest import make_workspace
 from alliance.settings import PROJECT_DIR, SCHEMA_FILE
 
 FIRST, SECOND = "models/growth/patient_linear.nc", "models/growth/therapist_linear.nc"
-SECOND_LOG = "logs/fit_growth/therapist_linear.log"  # written when the second fit's job starts
+SECOND_LOG = "logs/fit/growth/therapist_linear.log"  # written when the second fit's job starts
 
 
 def tiny_config(folder: Path) -> Path:

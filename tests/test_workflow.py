@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import make_workspace, run_snakemake
 
-from alliance.settings import load_config
+from alliance.settings import deep_update, load_config
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_forcerun_cleaning_reruns_it_and_its_dependents(completed_run):
 def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
     workspace = tmp_path / "strict"
     shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
-    target = "results/growth/patient_linear_diagnostics.csv"
+    target = "results/growth/patient_linear/diagnostics.csv"
     # A tiny MCMC size (too few draws to pass) over the test config; the twin is unchanged.
     tiny = {"sampling": {"chains": 2, "draws": 20, "tune": 20, "max_draws": 20}}
     twin = {"synthetic_twin": {"truth_population": 4000}}
@@ -117,7 +117,7 @@ def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
     for block in re.split(r"^\[.*\]$", result.stdout, flags=re.MULTILINE):  # one per job
         lines = [line.strip() for line in block.splitlines()]
         rule = next((line.split()[-1].rstrip(":") for line in lines if "rule " in line), None)
-        if rule is None or not rule.startswith(("fit_", "truth_and_bias")):
+        if rule is None or not rule.startswith("fit_"):
             continue
         wildcards = next(
             (line.split(": ", 1)[1] for line in lines if line.startswith("wildcards")), ""
@@ -125,28 +125,137 @@ def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
         value = next(int(line.split(": ")[1]) for line in lines if line.startswith("priority"))
         priority[(rule, wildcards)] = value
     growth_models = len(load_config()["growth"]["models"])
-    assert len(priority) == 2 + 1 + 2 * growth_models + 1  # association, agreement, growth, t&b
+    # association (2 per rater), agreement, growth, truth-and-bias
+    assert len(priority) == 4 + 1 + 2 * growth_models + 1
     assert max(priority, key=priority.get) == ("fit_agreement", "")
     patient = [value for (_, wildcards), value in priority.items() if "rater=patient" in wildcards]
     therapist = [value for (_, w), value in priority.items() if "rater=therapist" in w]
-    assert min(patient) > priority[("truth_and_bias", "")] > max(therapist)
+    assert min(patient) > priority[("fit_truth_and_bias", "")] > max(therapist)
 
 
-FIT_RULES = ("fit_growth", "fit_agreement", "fit_association", "truth_and_bias")
+FIT_RULES = ("fit_growth", "fit_agreement", "fit_association", "fit_truth_and_bias")
+CHECK_RULES = {"check_growth", "check_agreement", "check_association", "check_truth_and_bias"}
+FITS = set(FIT_RULES)
+CI_CONFIG = Path(__file__).parent / "fixtures" / "ci_config.yaml"
+
+
+def rules_to_rerun(workspace: Path, *arguments: str) -> set[str]:
+    """The rules whose jobs a dry run with ``arguments`` would run (empty: nothing to do)."""
+    result = run_snakemake(workspace, "-n", *arguments)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    stats = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout, re.DOTALL)
+    if stats is None:
+        assert "Nothing to be done" in result.stdout + result.stderr
+        return set()
+    return {line.split()[0] for line in stats.group(1).splitlines()} - {"all"}
+
+
+# Each config edit, the rules it must rerun and the rules it must leave alone.
+CONFIG_EDITS = {
+    "interval mass": (
+        {"summary": {"ci_prob": 0.9}},
+        {"summarise_model", "check_growth", "check_agreement", "summarise_growth", "render_report"},
+        FITS | {"clean_data", "check_association", "check_truth_and_bias"},
+    ),
+    "ROPE": (
+        {"summary": {"rope_correlation": 0.2}},
+        {"summarise_model", "summarise_agreement", "estimands", "findings", "render_report"},
+        FITS | CHECK_RULES,
+    ),
+    "decision probability": (
+        {"summary": {"decision_prob": 0.9}},
+        {"findings", "render_report"},
+        FITS | CHECK_RULES | {"summarise_model", "estimands"},
+    ),
+    "identification threshold": (
+        {"diagnostics": {"min_contraction": 0.3}},
+        CHECK_RULES | {"estimands", "render_report"},
+        FITS | {"summarise_model"},
+    ),
+    "convergence threshold": (
+        {"diagnostics": {"max_rhat": 1.05}},
+        FITS | CHECK_RULES | {"summarise_model", "render_report"},
+        {"synthetic_twin", "clean_data", "descriptives"},
+    ),
+    "a growth prior": (
+        {"growth": {"priors": {"sigma": {"sigma": 0.8}}}},
+        {"fit_growth", "check_growth", "summarise_model", "render_report"},
+        FITS - {"fit_growth"} | {"clean_data", "check_agreement", "check_association"},
+    ),
+    "the truth-and-bias priors": (
+        {"truth_and_bias": {"priors": {"bias": {"sigma": 0.8}}}},
+        {"fit_truth_and_bias", "check_truth_and_bias", "summarise_agreement"},
+        FITS - {"fit_truth_and_bias"} | {"check_agreement"},
+    ),
+    "the sampling size": (
+        {"sampling": {"draws": 150, "max_draws": 150}},
+        FITS | CHECK_RULES,
+        {"synthetic_twin", "clean_data", "descriptives"},
+    ),
+    "the twin": (
+        {"synthetic_twin": {"age_mean": 55}},
+        {"synthetic_twin", "clean_data", "descriptives"} | FITS | CHECK_RULES,
+        set(),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def rerun_workspace(completed_run, tmp_path_factory) -> Path:
+    """A copy of the completed run with its Snakemake records (which tell what changed)."""
+    workspace = tmp_path_factory.mktemp("edits") / "workflow"
+    shutil.copytree(completed_run, workspace)
+    assert rules_to_rerun(workspace) == set()
+    return workspace
+
+
+@pytest.mark.parametrize("edit", list(CONFIG_EDITS))
+def test_a_config_edit_reruns_exactly_the_jobs_it_affects(rerun_workspace, edit, tmp_path):
+    change, must, must_not = CONFIG_EDITS[edit]
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(deep_update(yaml.safe_load(CI_CONFIG.read_text()), change)))
+    rules = rules_to_rerun(rerun_workspace, "--configfile", str(edited))
+    assert must <= rules, must - rules
+    assert not rules & must_not, rules & must_not
+
+
+def test_a_nested_key_changed_on_the_command_line_reruns_and_takes_effect(rerun_workspace):
+    """`--config 'summary={ci_prob: 0.9}'` changes one nested key (the others keep their
+    values), reruns what an edited config file would, and the new interval mass is used."""
+    edited = CONFIG_EDITS["interval mass"][1]
+    for value in ('{"ci_prob": 0.9}', "{ci_prob: 0.9}"):
+        rules = rules_to_rerun(rerun_workspace, "--config", f"summary={value}")
+        assert edited <= rules and not rules & FITS, rules
+    target = "results/tables/estimands_aim_b.csv"
+    before = pd.read_csv(rerun_workspace / target)
+    result = run_snakemake(rerun_workspace, "--config", "summary={ci_prob: 0.9}", "--", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = pd.read_csv(rerun_workspace / target)
+    assert (before["ci_prob"] == 0.95).all() and (after["ci_prob"] == 0.9).all()
+    assert (after["ci_high"] - after["ci_low"] < before["ci_high"] - before["ci_low"]).all()
+    assert (after["mean"] == before["mean"]).all()
 
 
 def test_same_seed_gives_the_same_estimands(completed_run, tmp_path):
-    """Refitting every model with the same seed and a warm compile cache gives a byte-identical
-    estimand table; against the first run (whose compile cache started empty, so numba may have
-    drawn differently) the numbers agree within Monte Carlo error."""
+    """Refitting every model with the same seed agrees with the first run within Monte Carlo
+    error (its compile cache started empty, so numba may have drawn differently); refitting one
+    model again with the now warm cache gives byte-identical estimand rows."""
     workspace = tmp_path / "again"
     shutil.copytree(completed_run, workspace, ignore=shutil.ignore_patterns(".snakemake"))
-    tables = []
-    for _ in range(2):
-        result = run_snakemake(workspace, "--forcerun", *FIT_RULES)
-        assert result.returncode == 0, result.stderr[-3000:]
-        tables.append((workspace / "results/tables/estimands.csv").read_bytes())
-    assert tables[0] == tables[1]
+    result = run_snakemake(workspace, "--forcerun", *FIT_RULES)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one_model = "results/growth/patient_linear/estimands.csv"
+    first_refit = (workspace / one_model).read_bytes()
+    fits = {
+        name: workspace / f"models/growth/{name}.nc"
+        for name in ("patient_linear", "therapist_linear")
+    }
+    written = {name: path.stat().st_mtime_ns for name, path in fits.items()}
+    result = run_snakemake(workspace, "--forcerun", "fit_growth", "--", one_model)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert fits["patient_linear"].stat().st_mtime_ns > written["patient_linear"]  # refitted
+    assert fits["therapist_linear"].stat().st_mtime_ns == written["therapist_linear"]
+    assert (workspace / one_model).read_bytes() == first_refit
 
     key = ["aim", "estimand", "rater", "arm", "month", "term"]
     first = pd.read_csv(completed_run / "results/tables/estimands_detail.csv", dtype=str)

@@ -31,17 +31,14 @@ import pandas as pd
 import xarray as xr
 
 from alliance.correlation_priors import lkj_correlation
+from alliance.design import ARMS, RATERS, time_code
 from alliance.posterior_summary import predictive_check_row
-from alliance.twin import time_code
-
-ARMS = ("digital", "ptau")
-RATERS = ("patient", "therapist")
 
 
 def agreement_data(alliance: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
     """One row per patient x month with at least one rating; columns ``patient``, ``therapist``.
 
-    Patients are ordered by arm (digital first).
+    Patients are ordered by arm (the treatment arm first, as in ``design.ARMS``).
     """
     months = list(instrument["months"])
     scored = alliance[alliance["assessed"]]
@@ -235,6 +232,18 @@ def agreement_quantities(posterior: xr.Dataset, months: list[int]) -> dict[str, 
     }
 
 
+#: The agreement quantities of the data contract's aim (b) rows.
+CONTRACT_ESTIMANDS = ("rater_correlation", "rater_bias", "icc_agreement")
+
+
+def agreement_estimands(posterior: xr.Dataset, months: list[int]) -> xr.Dataset:
+    """The reported agreement quantities (:func:`agreement_quantities` without the residual
+    correlation, a nuisance parameter)."""
+    quantities = agreement_quantities(posterior, months)
+    del quantities["residual_correlation"]
+    return xr.Dataset(quantities)
+
+
 def observed_correlations(pairs: pd.DataFrame) -> pd.DataFrame:
     """Pearson correlation of patient and therapist ratings per arm x month, complete pairs."""
     rows = []
@@ -301,9 +310,10 @@ def correlation_check(idata, pairs: pd.DataFrame, ci_prob: float = 0.95, max_dra
     return pd.DataFrame(table)
 
 
+#: The directional bias per arm x month (intercepts) and the tracking slopes.
+BIAS_TERM, TRACKING_TERM = "arm:C(month)", "arm:C(month):patient_c"
 TRUTH_AND_BIAS_FORMULA = (
-    "therapist_c ~ 0 + arm:C(month) + arm:C(month):patient_c"
-    " + (1 | patient_id) + (1 | therapist_id)"
+    f"therapist_c ~ 0 + {BIAS_TERM} + {TRACKING_TERM} + (1 | patient_id) + (1 | therapist_id)"
 )
 
 
@@ -330,6 +340,9 @@ def truth_and_bias_data(pairs: pd.DataFrame) -> pd.DataFrame:
 def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
     """Bambi model of the therapist's rating on the patient's, by arm and month.
 
+    ``priors``: the config's ``truth_and_bias.priors`` (bias and tracking coefficients, patient,
+    therapist and residual SDs).
+
     Patient intercepts absorb what a patient's assessments share; therapist intercepts a
     therapist's response style across his or her patients, so the bias is that of a typical
     therapist and its interval reflects how many therapists there are.
@@ -343,9 +356,10 @@ def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
         TRUTH_AND_BIAS_FORMULA,
         data,
         priors={
-            "common": bmb.Prior("Normal", mu=0, sigma=priors["change"]["sigma"]),
+            BIAS_TERM: bmb.Prior("Normal", mu=0, sigma=priors["bias"]["sigma"]),
+            TRACKING_TERM: bmb.Prior("Normal", mu=0, sigma=priors["tracking"]["sigma"]),
             "sigma": bmb.Prior("HalfNormal", sigma=priors["residual_sd"]["sd"]),
-            "1|patient_id": group_prior(priors["patient_level_sd"]["sd"]),
+            "1|patient_id": group_prior(priors["patient_sd"]["sd"]),
             "1|therapist_id": group_prior(priors["therapist_sd"]["sd"]),
         },
         categorical=["arm"],
@@ -356,13 +370,11 @@ def build_truth_and_bias_model(data: pd.DataFrame, priors: Mapping):
     return model
 
 
-def truth_and_bias_draws(idata) -> dict[str, xr.DataArray]:
-    """Directional bias and tracking per arm x month, as labelled draws."""
+def truth_and_bias_estimands(idata) -> xr.Dataset:
+    """Directional bias and tracking per arm x month, as labelled draws (of a fit, or of prior
+    draws given as a posterior)."""
     posterior = idata["posterior"]
-    bias_name = next(
-        n for n in posterior.data_vars if n.startswith("arm:C(month)") and ":patient_c" not in n
-    )
-    slope_name = next(n for n in posterior.data_vars if n.endswith(":patient_c"))
+    bias_name, slope_name = BIAS_TERM, TRACKING_TERM
 
     def relabel(values: xr.DataArray, name: str) -> xr.DataArray:
         dim = [d for d in values.dims if d not in ("chain", "draw")][0]
@@ -375,7 +387,20 @@ def truth_and_bias_draws(idata) -> dict[str, xr.DataArray]:
         )
         return stacked.unstack("cell").rename(name)
 
-    return {
-        "directional_bias": relabel(posterior[bias_name], "directional_bias"),
-        "tracking": relabel(posterior[slope_name], "tracking"),
-    }
+    return xr.Dataset(
+        {
+            "directional_bias": relabel(posterior[bias_name], "directional_bias"),
+            "tracking": relabel(posterior[slope_name], "tracking"),
+        }
+    )
+
+
+def truth_and_bias_labels(table: pd.DataFrame) -> pd.Series:
+    """Row labels of the truth-and-bias estimand rows: ``directional bias: digital, month 3``."""
+    return (
+        table["estimand"].str.replace("_", " ")
+        + ": "
+        + table["arm"]
+        + ", month "
+        + table["month"].astype(str)
+    )

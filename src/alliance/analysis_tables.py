@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
-from alliance.input_data import RATERS, TrialData
+from alliance.design import RATERS, log_amount
+from alliance.input_data import TrialData
 from alliance.scoring import WaiInstrument, communication, score_sus, score_wai
 
 PATIENT_COLUMNS = ["patient_id", "centre", "arm", "therapist_id", "age"]
@@ -58,7 +58,7 @@ def digital_covariates(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.Data
             "comm_async_share": comm["comm_async_share"].astype(float).to_numpy(),
         }
     )
-    table["comm_amount_log"] = np.log1p(table["comm_amount"])
+    table["comm_amount_log"] = log_amount(table["comm_amount"])
     return table
 
 

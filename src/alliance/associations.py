@@ -41,21 +41,16 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from alliance.correlation_priors import lkj_cholesky_corr
-
-TERMS = {
-    "patient": ("age", "sus", "vas_app", "comm_amount", "comm_async_share"),
-    "therapist": ("age", "vas_platform", "comm_amount", "comm_async_share"),
-}
-#: The analysis-table column behind each term (comm_amount enters on the log scale).
-TERM_COLUMNS = {"comm_amount": "comm_amount_log"}
-
-
-#: Predictors measured once per patient (the rest vary by assessment).
-PATIENT_LEVEL_TERMS = ("age",)
-#: Predictors undefined (not missing) where another is zero: term -> its defining column.
-CONDITIONAL_TERMS = {"comm_async_share": "comm_amount"}
+from alliance.design import (
+    ASSOCIATION_TERMS,
+    CONDITIONAL_TERMS,
+    PATIENT_LEVEL_TERMS,
+    TERM_COLUMNS,
+    TREATMENT_ARM,
+)
 
 
 def association_data(
@@ -68,9 +63,9 @@ def association_data(
     SD used for standardizing.
     """
     scored = alliance[
-        (alliance["rater"] == rater) & alliance["assessed"] & (alliance["arm"] == "digital")
+        (alliance["rater"] == rater) & alliance["assessed"] & (alliance["arm"] == TREATMENT_ARM)
     ][["patient_id", "therapist_id", "month", "wai_total", "age"]]
-    columns = {term: TERM_COLUMNS.get(term, term) for term in TERMS[rater]}
+    columns = {term: TERM_COLUMNS.get(term, term) for term in ASSOCIATION_TERMS[rater]}
     merged = scored.merge(
         covariates[["patient_id", "month", *[c for c in columns.values() if c != "age"]]],
         on=["patient_id", "month"],
@@ -99,7 +94,7 @@ def undefined_cells(data: pd.DataFrame, term: str) -> np.ndarray:
 def missing_summary(data: pd.DataFrame, rater: str) -> pd.DataFrame:
     """How many assessments lack each predictor (imputed), how many have it undefined, and how
     many a complete-case analysis drops."""
-    terms = list(TERMS[rater])
+    terms = list(ASSOCIATION_TERMS[rater])
     rows = []
     missing_any = np.zeros(len(data), dtype=bool)
     for term in terms:
@@ -155,7 +150,7 @@ def _association_model(data, scale, rater, priors, months, decomposition):
     import pymc as pm
     import pytensor.tensor as pt
 
-    terms = list(TERMS[rater])
+    terms = list(ASSOCIATION_TERMS[rater])
     fixed = [t for t in terms if t in PATIENT_LEVEL_TERMS]
     varying = [t for t in terms if t not in PATIENT_LEVEL_TERMS]
     conditional = [t for t in varying if t in CONDITIONAL_TERMS]
@@ -274,57 +269,62 @@ def _association_model(data, scale, rater, priors, months, decomposition):
     return model
 
 
-def coefficient_correlation(posterior, first: str, second: str) -> float:
-    """Posterior correlation of two coefficients (how far they trade off against each other)."""
-    a = posterior["beta"].sel(term=first).values.ravel()
-    b = posterior["beta"].sel(term=second).values.ravel()
-    return float(np.corrcoef(a, b)[0, 1])
+#: The coefficients of each model and the estimands they are reported as.
+COEFFICIENTS = {
+    "beta": "association",
+    "beta_between": "association_between",
+    "beta_within": "association_within",
+    "no_communication": "no_communication",
+}
 
 
-def within_between_table(
-    pooled, decomposed, rater: str, ci_prob: float, rope: float, priors=None
-) -> pd.DataFrame:
-    """The pooled coefficients beside the within- and between-patient ones, per term.
-
-    ``pooled`` and ``decomposed``: posteriors of the two models; ``priors``: prior draws of
-    (some of) their coefficients, for the contraction columns. Rows carry ``model`` (``pooled``
-    or ``within_between``) and ``estimand``: ``association`` (pooled, as in the contract),
-    ``association_between`` (per 1 SD of the patient's latent mean), ``association_within`` (per
-    1 SD of an assessment's deviation from the patient's mean and the month mean) and, where
-    some assessments had no communication, ``no_communication`` (their difference from an
-    assessment with an average amount and share).
+def association_estimands(draws: xr.Dataset) -> xr.Dataset:
+    """The reported coefficients of an association model (posterior or prior draws), named as
+    their estimand rows: ``association`` (pooled model, per 1 SD of the
+    predictor, the contract's estimand), ``association_between`` (per 1 SD of the patient's
+    latent mean), ``association_within`` (per 1 SD of an assessment's deviation from the
+    patient's mean and the month mean) and, where some assessments had no communication,
+    ``no_communication`` (their difference from an assessment with an average amount and share).
+    The between and within coefficients keep their own term dimensions (``between_term``,
+    ``varying_term``: age has no within coefficient); their rows label both ``term``.
     """
-    from alliance.posterior_summary import summarise_draws
+    return xr.Dataset(
+        {estimand: draws[name] for name, estimand in COEFFICIENTS.items() if name in draws}
+    )
 
-    def as_terms(draws):
-        for dim in ("between_term", "varying_term"):
-            if dim in draws.dims:
-                draws = draws.rename({dim: "term"})
-        return draws
 
-    def prior_of(name: str):
-        for prior in priors or ():
-            if name in prior:
-                return as_terms(prior[name])
-        return None
+def prior_variables(model) -> list[str]:
+    """What a prior check draws of an association model: the outcome and the coefficients."""
+    return ["wai", *(name for name in COEFFICIENTS if name in model.named_vars)]
 
-    def rows(posterior, name: str, estimand: str, model: str) -> pd.DataFrame:
-        table = summarise_draws(
-            as_terms(posterior[name]),
-            ci_prob,
-            rope,
-            labels={"aim": "c", "estimand": estimand, "rater": rater},
-            prior=prior_of(name),
-        )
-        table.insert(0, "model", model)
-        return table
 
-    parts = [
-        rows(pooled, "beta", "association", "pooled"),
-        rows(decomposed, "beta_between", "association_between", "within_between"),
-        rows(decomposed, "beta_within", "association_within", "within_between"),
-    ]
-    for posterior, model in ((pooled, "pooled"), (decomposed, "within_between")):
-        if "no_communication" in posterior:
-            parts.append(rows(posterior, "no_communication", "no_communication", model))
-    return pd.concat(parts, ignore_index=True)
+def collinearity_table(data: pd.DataFrame, estimands: xr.Dataset, rater: str) -> pd.DataFrame:
+    """Per pair of predictors: their observed correlation (assessments where both are observed)
+    and the posterior correlation of their coefficients (how far the coefficients trade off).
+
+    The coefficients are the model's first estimand with terms: the pooled ``association`` or,
+    for the within/between model, ``association_between`` (which covers every predictor).
+    """
+    from alliance.posterior_summary import as_terms
+
+    coefficients = next(
+        as_terms(estimands[n]) for n in estimands.data_vars if "term" in as_terms(estimands[n]).dims
+    )
+    terms = [str(t) for t in coefficients["term"].values]
+    flat = coefficients.stack(sample=("chain", "draw"))
+    rows = []
+    for i, first in enumerate(terms):
+        for second in terms[i + 1 :]:
+            both = data[[first, second]].dropna()
+            rows.append(
+                {
+                    "rater": rater,
+                    "first": first,
+                    "second": second,
+                    "observed_correlation": float(np.corrcoef(both[first], both[second])[0, 1]),
+                    "coefficient_correlation": float(
+                        np.corrcoef(flat.sel(term=first).values, flat.sel(term=second).values)[0, 1]
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)

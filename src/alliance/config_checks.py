@@ -119,13 +119,30 @@ def describe_schema_error(error) -> str:
         verb = "is not a known key" if len(unknown) == 1 else "are not known keys"
         where = f"under {key_name(path)}" if path else "at the top level"
         return f"{keys} {verb}; allowed {where}: {', '.join(known)}."
-    message = f"{key_name(path)} is {show(instance)}; allowed: {describe_allowed(schema)}."
-    if error.validator == "type" and is_typed_text(instance):
-        message += (
-            " (Snakemake reads values nested in --config as text; set"
-            f" {key_name(path)} in a YAML file given with --configfile.)"
-        )
-    return message
+    return f"{key_name(path)} is {show(instance)}; allowed: {describe_allowed(schema)}."
+
+
+def read_nested_command_line_values(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Read, in place, the text values that Snakemake's ``--config`` leaves nested in a mapping
+    (``--config 'summary={ci_prob: 0.9}'`` gives the text ``'0.9'``) as the YAML values they spell,
+    where the schema wants a number, an integer or true/false there. Other values are untouched."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    for _ in range(100):  # each pass reads every offending leaf; nested lists may need another
+        errors = [
+            e
+            for e in validator.iter_errors(config)
+            if e.validator == "type" and is_typed_text(e.instance) and e.absolute_path
+        ]
+        if not errors:
+            return
+        for error in errors:
+            *parents, last = list(error.absolute_path)
+            container = config
+            for part in parents:
+                container = container[part]
+            container[last] = yaml.safe_load(error.instance)
 
 
 def schema_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from alliance.associations import TERM_COLUMNS, TERMS
+from alliance.design import ARMS, ASSOCIATION_TERMS, RATERS, TERM_COLUMNS, TREATMENT_ARM
 
-ARMS = ("digital", "ptau")
-RATERS = ("patient", "therapist")
 #: Fewest ratings per arm x month x rater for the growth and agreement models.
 MIN_RATINGS_PER_CELL = 2
 #: Fewest assessments rated by both per arm x month (truth-and-bias slopes, agreement checks).
@@ -61,11 +59,11 @@ def support_problems(
                     f"{MIN_PAIRS_PER_CELL} are needed to relate the two ratings."
                 )
 
-    digital = scored[scored["arm"] == "digital"]
+    digital = scored[scored["arm"] == TREATMENT_ARM]
     for rater in RATERS:
         rated = digital[digital["rater"] == rater][["patient_id", "month", "age"]]
         merged = rated.merge(covariates.drop(columns="age"), on=["patient_id", "month"], how="left")
-        terms = TERMS[rater]
+        terms = ASSOCIATION_TERMS[rater]
         needed = len(terms) + len(months) + 2
         if len(merged) < needed:
             problems.append(

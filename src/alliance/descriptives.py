@@ -45,8 +45,9 @@ def trajectory_figure(alliance: pd.DataFrame, months: list[int]):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from alliance.figures import ARM_COLOURS
+
     assessed = alliance[alliance["assessed"]]
-    palette = {"digital": "#1b7f79", "ptau": "#c2661b"}
     grid = sns.relplot(
         data=assessed,
         x="month",
@@ -58,14 +59,14 @@ def trajectory_figure(alliance: pd.DataFrame, months: list[int]):
         kind="line",
         alpha=0.12,
         linewidth=0.7,
-        palette=palette,
+        palette=ARM_COLOURS,
         height=3.6,
         aspect=1.15,
         legend=False,
     )
     means = assessed.groupby(["rater", "arm", "month"])["wai_total"].mean().reset_index()
     for rater, axis in grid.axes_dict.items():
-        for arm, colour in palette.items():
+        for arm, colour in ARM_COLOURS.items():
             line = means[(means.rater == rater) & (means.arm == arm)]
             axis.plot(
                 line["month"],

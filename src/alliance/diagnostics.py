@@ -124,3 +124,11 @@ def announce(table: pd.DataFrame, log) -> int:
     else:
         log.info("all %d convergence checks passed", len(table))
     return len(failed)
+
+
+def stop_if_strict(table: pd.DataFrame, strict: bool, log) -> None:
+    """End the job with an error when a check of ``table`` failed and ``diagnostics.strict`` is
+    true (call it after the job's outputs are written, so the failed checks can be read)."""
+    if strict and len(failures(table)):
+        log.error("diagnostics.strict is true: stopping because convergence checks failed")
+        raise SystemExit(1)

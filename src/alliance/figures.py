@@ -13,7 +13,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import gaussian_kde  # noqa: E402
 
-ARM_COLOURS = {"digital": "#1b7f79", "ptau": "#c2661b"}
+from alliance.design import ARMS, RATERS, REFERENCE_ARM, TREATMENT_ARM  # noqa: E402
+
+#: One colour per arm, for every figure (the descriptive trajectories included).
+ARM_COLOURS = {TREATMENT_ARM: "#1b7f79", REFERENCE_ARM: "#c2661b"}
 
 
 def _density(ax, values, colour, **style):
@@ -75,8 +78,11 @@ def ceiling_check_figure(table: pd.DataFrame, title: str):
     return statistic_check_figure(table, "Share of WAI totals at the ceiling (7)", title)
 
 
-def prior_predictive_figure(prior_scores: np.ndarray, observed: np.ndarray, title: str):
-    """Distribution of prior predictive WAI totals, with the 1-7 scale marked."""
+def prior_predictive_figure(
+    prior_scores: np.ndarray, observed: np.ndarray, title: str, scale: tuple | None = (1, 7)
+):
+    """Distribution of prior predictive WAI totals, with the scale's range marked (``scale``;
+    None for a quantity that is not on the scale, such as a centred rating)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     values = np.asarray(prior_scores, float).ravel()
     low, high = np.quantile(values, [0.005, 0.995])
@@ -92,11 +98,12 @@ def prior_predictive_figure(prior_scores: np.ndarray, observed: np.ndarray, titl
         linewidth=1.5,
         label="observed",
     )
-    ax.axvspan(1, 7, color="grey", alpha=0.12, label="scale range 1-7")
-    share = np.mean((values >= 1) & (values <= 7))
-    ax.set_title(
-        f"{title}\n{share:.0%} of prior predictive scores fall on the 1-7 scale", fontsize=10
-    )
+    if scale is not None:
+        low, high = scale
+        ax.axvspan(low, high, color="grey", alpha=0.12, label=f"scale range {low}-{high}")
+        share = np.mean((values >= low) & (values <= high))
+        title = f"{title}\n{share:.0%} of prior predictive scores fall on the {low}-{high} scale"
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel("WAI total")
     ax.set_yticks([])
     ax.legend(fontsize=8, frameon=False)
@@ -211,10 +218,11 @@ def prior_posterior_figure(detail: pd.DataFrame, min_contraction: float):
 
 
 def bland_altman_figure(pairs: pd.DataFrame, summary: pd.DataFrame):
-    """Patient minus therapist against their mean, per arm, with posterior bias and limits."""
-    arms = list(ARM_COLOURS)
+    """Patient minus therapist against their mean, per arm, with posterior bias and limits (the
+    bands: their credible intervals, of the mass in ``summary``'s ``ci_prob``)."""
+    arms = list(ARMS)
     fig, axes = plt.subplots(1, len(arms), figsize=(10, 3.8), sharey=True)
-    complete = pairs.dropna(subset=["patient", "therapist"])
+    complete = pairs.dropna(subset=list(RATERS))
     for ax, arm in zip(axes, arms, strict=True):
         rows = complete[complete["arm"] == arm]
         ax.scatter(
@@ -229,7 +237,11 @@ def bland_altman_figure(pairs: pd.DataFrame, summary: pd.DataFrame):
             ax.axhline(row["mean"], color="black", linestyle=style, linewidth=1.2)
             ax.axhspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.2)
         ax.axhline(0, color="grey", linewidth=0.6)
-        ax.set_title(f"{arm}: bias (solid) and 95% limits of agreement (dashed)", fontsize=9)
+        ax.set_title(
+            f"{arm}: bias (solid) and 95% limits of agreement (dashed),\n"
+            f"bands: {summary['ci_prob'].iloc[0]:.0%} credible intervals",
+            fontsize=9,
+        )
         ax.set_xlabel("Mean of patient and therapist WAI")
     axes[0].set_ylabel("Patient minus therapist WAI")
     fig.tight_layout()
@@ -239,11 +251,11 @@ def bland_altman_figure(pairs: pd.DataFrame, summary: pd.DataFrame):
 
 def rater_scatter_figure(pairs: pd.DataFrame, months: list[int]):
     """Patient against therapist rating per arm (rows) and month (columns)."""
-    arms = list(ARM_COLOURS)
+    arms = list(ARMS)
     fig, axes = plt.subplots(
         len(arms), len(months), figsize=(3 * len(months), 2.9 * len(arms)), sharex=True, sharey=True
     )
-    complete = pairs.dropna(subset=["patient", "therapist"])
+    complete = pairs.dropna(subset=list(RATERS))
     for i, arm in enumerate(arms):
         for j, month in enumerate(months):
             ax = axes[i, j]
@@ -271,7 +283,7 @@ def correlation_posterior_figure(estimands, prior_estimands=None):
             values = estimands[name].sel(arm=arm).values.ravel()
             ax.hist(values, bins=bins, density=True, alpha=0.5, color=colour, label=arm)
         if prior_estimands is not None:
-            prior = prior_estimands[name].sel(arm="digital").values.ravel()
+            prior = prior_estimands[name].sel(arm=TREATMENT_ARM).values.ravel()
             ax.hist(prior, bins=bins, density=True, histtype="step", color="black", label="prior")
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_title(name.replace("_", " ") + " (patient-level, patient vs therapist)", fontsize=9)
@@ -308,7 +320,7 @@ def prior_quantities_figure(prior_estimands, names: list[str], title: str):
     """Histograms of what the priors imply for the named quantities (digital arm)."""
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3))
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
-        values = prior_estimands[name].sel(arm="digital").values.ravel()
+        values = prior_estimands[name].sel(arm=TREATMENT_ARM).values.ravel()
         low, high = np.quantile(values, [0.01, 0.99])
         ax.hist(np.clip(values, low, high), bins=50, color="#9bb7d4")
         ax.set_title(name.replace("_", " "), fontsize=9)
@@ -317,3 +329,8 @@ def prior_quantities_figure(prior_estimands, names: list[str], title: str):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def save_figure(fig, path, dpi: int = 120) -> None:
+    """Write a figure as PNG, trimmed to its content."""
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")

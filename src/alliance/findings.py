@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from alliance.design import ARMS, RATERS
 from alliance.posterior_summary import percent
 
 
@@ -38,7 +39,10 @@ class Finding:
     selectors: tuple[dict, ...]
 
 
-MONTHS = ("3", "6", "12")
+#: The assessments at which the paper reported F1 (months after inclusion, as the detail table's
+#: labels). This is the published claim, so it is fixed here rather than read from the config's
+#: ``instrument.months``; :func:`select_rows` fails loudly if the reanalysis lacks one of them.
+PUBLISHED_MONTHS = ("3", "6", "12")
 FINDINGS = (
     Finding(
         "F1",
@@ -46,7 +50,7 @@ FINDINGS = (
         "lower than in PTAU.",
         "negative",
         "arm_difference",
-        tuple({"rater": r, "month": m} for r in ("patient", "therapist") for m in MONTHS),
+        tuple({"rater": r, "month": m} for r in RATERS for m in PUBLISHED_MONTHS),
     ),
     Finding(
         "F2",
@@ -67,7 +71,7 @@ FINDINGS = (
         "No agreement between patients' and therapists' ratings.",
         "null",
         "rater_correlation",
-        ({"arm": "digital"}, {"arm": "ptau"}),
+        tuple({"arm": arm} for arm in ARMS),
     ),
     Finding(
         "F5",
@@ -95,7 +99,7 @@ FINDINGS = (
     ),
 )
 #: F4 is also judged on the absolute-agreement ICC, next to the correlation.
-EXTRA_ROWS = {"F4": ("icc_agreement", ({"arm": "digital"}, {"arm": "ptau"}))}
+EXTRA_ROWS = {"F4": ("icc_agreement", tuple({"arm": arm} for arm in ARMS))}
 
 
 def select_rows(detail: pd.DataFrame, estimand: str, selectors) -> pd.DataFrame:

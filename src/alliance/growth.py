@@ -15,10 +15,9 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from alliance.design import ARMS, RATERS, REFERENCE_ARM, TREATMENT_ARM, time_code
 from alliance.posterior_summary import predictive_check_row
-from alliance.twin import time_code
 
-ARMS = ("digital", "ptau")
 CEILING_COLUMN = "ceiling"
 
 
@@ -175,7 +174,7 @@ def expected_capped(mean, sd, upper: float):
 def growth_contrasts(means: xr.DataArray) -> dict[str, xr.DataArray]:
     """Arm differences per month and the change difference, from marginal-mean draws."""
     first, last = means["month"].values[0], means["month"].values[-1]
-    difference = means.sel(arm="digital") - means.sel(arm="ptau")
+    difference = means.sel(arm=TREATMENT_ARM) - means.sel(arm=REFERENCE_ARM)
     change = difference.sel(month=last) - difference.sel(month=first)
     return {
         "marginal_mean": means,
@@ -208,7 +207,7 @@ def frequentist_check(data: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
     import statsmodels.formula.api as smf
 
     frame = data.copy()
-    frame["digital"] = (frame["arm"] == "digital").astype(float)
+    frame["digital"] = (frame["arm"] == TREATMENT_ARM).astype(float)
     model = smf.mixedlm(
         "wai_total ~ digital * time", frame, groups=frame["patient_id"], re_formula="~time"
     )
@@ -368,3 +367,85 @@ def choose_reported_model(
     if gain > min_se * se:
         return best, f"{verdict}, more than {min_se:g} SE: {best} reported"
     return baseline, f"{verdict}, not more than {min_se:g} SE: {baseline} reported"
+
+
+def growth_estimands(model, idata, spec: Mapping, instrument: Mapping) -> xr.Dataset:
+    """The reported quantities of one growth fit (or of prior draws): marginal means by arm and
+    month, the arm differences by month and the difference in change (:func:`growth_contrasts`)."""
+    return xr.Dataset(growth_contrasts(marginal_means(model, idata, spec, instrument)))
+
+
+def choose_reported_models(
+    fits: Sequence,
+    specs: Mapping[str, Mapping],
+    baseline: str,
+    alternatives: Sequence[str],
+    min_se: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per rater, the LOO comparison of its growth fits and the model reported (and why).
+
+    ``fits``: fitted growth models, each labelled by its ``rater`` and ``model`` attributes.
+    Returns the comparison (one row per rater and model, ``reported`` marking the choice) and
+    the choice (``rater``, ``model``, ``reason``).
+    """
+    comparison, choice = [], []
+    for rater in RATERS:
+        own = {fit.attrs["model"]: fit for fit in fits if fit.attrs["rater"] == rater}
+        table = loo_comparison(own, specs, baseline=baseline)
+        model, reason = choose_reported_model(table, baseline, alternatives, min_se)
+        table.insert(0, "rater", rater)
+        table["reported"] = table["model"] == model
+        comparison.append(table)
+        choice.append({"rater": rater, "model": model, "reason": reason})
+    return pd.concat(comparison, ignore_index=True), pd.DataFrame(choice)
+
+
+def frequentist_beside_bayes(
+    alliance: pd.DataFrame, reported: pd.DataFrame, instrument: Mapping
+) -> pd.DataFrame:
+    """The frequentist cross-check (:func:`frequentist_check`) of each rater beside the reported
+    model's posterior mean and interval of the same contrast (``bayes_*`` columns)."""
+    from alliance.posterior_summary import month_labels
+
+    tables = []
+    for rater in RATERS:
+        table = frequentist_check(growth_data(alliance, rater, instrument), instrument)
+        table.insert(0, "rater", rater)
+        tables.append(table)
+    frequentist = pd.concat(tables, ignore_index=True)
+    frequentist["month"] = month_labels(pd.to_numeric(frequentist["month"]))
+    bayes = reported[reported["estimand"].isin(["arm_difference", "change_difference"])]
+    bayes = bayes[["estimand", "rater", "month", "mean", "ci_low", "ci_high"]].rename(
+        columns={"mean": "bayes_mean", "ci_low": "bayes_ci_low", "ci_high": "bayes_ci_high"}
+    )
+    return frequentist.merge(
+        bayes.astype({"month": str}), on=["estimand", "rater", "month"], how="left"
+    )
+
+
+def observed_means(alliance: pd.DataFrame) -> pd.DataFrame:
+    """Observed mean WAI total by rater, arm and month (assessed rows)."""
+    return (
+        alliance[alliance["assessed"]]
+        .groupby(["rater", "arm", "month"])["wai_total"]
+        .mean()
+        .rename("mean")
+        .reset_index()
+    )
+
+
+def contrast_labels(contrasts: pd.DataFrame, months: Sequence[int]) -> pd.Series:
+    """Row labels of the growth contrasts: ``patient: arm difference, month 3`` or, for a row
+    without a month (the change), ``patient: change difference (3 to 12)``."""
+
+    def where(month) -> str:
+        if str(month) in ("", "nan"):
+            return f" ({min(months)} to {max(months)})"
+        return f", month {month}"
+
+    return (
+        contrasts["rater"]
+        + ": "
+        + contrasts["estimand"].str.replace("_", " ")
+        + contrasts["month"].map(where)
+    )

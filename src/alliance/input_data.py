@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alliance.design import ARMS, RATERS, TREATMENT_ARM
 from alliance.scoring import SUS_ITEMS, item_columns
 
 FILES = ("patients.csv", "wai.csv", "digital.csv")
-ARMS = ("digital", "ptau")
-RATERS = ("patient", "therapist")
 AGE_RANGE = (18, 90)
 COUNT_COLUMNS = ("n_messages", "n_calls", "n_visits")
 VAS_COLUMNS = ("vas_app", "vas_platform")
@@ -337,7 +336,7 @@ def _digital(check: TableValidator, months: Sequence[int], arm_of: Mapping | Non
     if not check.require_columns(columns):
         return pd.DataFrame()
     values = {
-        "patient_id": check.column("patient_id", _known_patient(check, arm_of, arm="digital")),
+        "patient_id": check.column("patient_id", _known_patient(check, arm_of, arm=TREATMENT_ARM)),
         "month": check.column("month", _month_choice(check, months)),
     }
     for column in SUS_ITEMS:

@@ -6,6 +6,8 @@ the region of practical equivalence (ROPE) and the convergence diagnostics of ea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import xarray as xr
 
@@ -126,6 +128,47 @@ def summarise_draws(
         if column not in table:
             table[column] = float("nan")
     return table[DETAIL_COLUMNS]
+
+
+#: Reported quantities on the correlation scale; every other one is in WAI points (ROPE).
+CORRELATION_ESTIMANDS = ("rater_correlation", "change_correlation", "icc_agreement", "tracking")
+
+
+def rope_for(estimand: str, summary: Mapping) -> float:
+    """The ROPE half-width of a reported quantity: ``summary.rope_correlation`` for correlations
+    and ICCs (and the truth-and-bias tracking slope), ``summary.rope_wai`` for WAI points."""
+    return summary["rope_correlation" if estimand in CORRELATION_ESTIMANDS else "rope_wai"]
+
+
+def as_terms(draws: xr.DataArray) -> xr.DataArray:
+    """Draws whose predictor dimension has its own name (``between_term``, ``varying_term``)
+    relabelled over ``term``, the estimand rows' column."""
+    return draws.rename({dim: "term" for dim in draws.dims if str(dim).endswith("_term")})
+
+
+def summarise_fit(idata, summary: Mapping) -> pd.DataFrame:
+    """The estimand rows of one fit: every quantity of its ``estimands`` group summarised with
+    its prior (``prior_estimands``), labelled with the fit's ``aim``, ``rater`` (if one) and
+    ``model`` attributes (alliance.sampling.label_fit). ``summary``: ``ci_prob`` and the ROPEs."""
+    attrs = idata.attrs
+    labels = {"aim": attrs["aim"], **({"rater": attrs["rater"]} if attrs.get("rater") else {})}
+    estimands = idata["estimands"].to_dataset()
+    prior = idata["prior_estimands"].to_dataset()
+    detail = pd.concat(
+        [
+            summarise_draws(
+                as_terms(estimands[name]),
+                summary["ci_prob"],
+                rope_for(name, summary),
+                labels={**labels, "estimand": name},
+                prior=as_terms(prior[name]),
+            )
+            for name in estimands.data_vars
+        ],
+        ignore_index=True,
+    )
+    detail.insert(0, "model", attrs["model"])
+    return detail
 
 
 def contraction(posterior_sd, prior_sd):

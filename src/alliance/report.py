@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from alliance.design import ARMS, RATERS
 from alliance.findings import findings_table
 from alliance.posterior_summary import not_identified_rows, percent
 from alliance.sampling import model_sampling
@@ -123,7 +124,7 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
         return f"{row['mean'] * scale:.2f} points ({mass(row)} interval {low:.2f} to {high:.2f})"
 
     sentences = []
-    for rater in ("patient", "therapist"):
+    for rater in RATERS:
         row = row_lookup(detail, estimand="arm_difference", rater=rater, month=last)
         direction = "lower" if row["mean"] < 0 else "higher"
         sentences.append(
@@ -131,14 +132,14 @@ def clinical_summary(detail: pd.DataFrame, months: list[int]) -> list[str]:
             f"arm than in usual care by {interval(row, -1 if row['mean'] < 0 else 1)} on the 1-7 "
             f"scale; probability that it was lower: {percent(1 - row['prob_positive'])}."
         )
-    for rater in ("patient", "therapist"):
+    for rater in RATERS:
         row = row_lookup(detail, estimand="change_difference", rater=rater)
         sentences.append(
             f"From month {months[0]} to {last}, the change in the {rater}s' ratings differed "
             f"between arms by {row['mean']:+.2f} points, digital minus usual care "
             f"({mass(row)} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f})."
         )
-    for arm in ("digital", "ptau"):
+    for arm in ARMS:
         row = row_lookup(detail, estimand="rater_correlation", arm=arm)
         bias = row_lookup(detail, estimand="rater_bias", arm=arm)
         sentences.append(
@@ -237,9 +238,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     detail["not_identified"] = not_identified_rows(detail, min_contraction)
     growth_choice = pd.read_csv(inputs["growth_choice"])
     truth_and_bias = pd.read_csv(inputs["truth_and_bias"], keep_default_na=False)
-    within_between = pd.concat(
-        [pd.read_csv(p, keep_default_na=False) for p in inputs["association_within_between"]]
-    )
+    within_between = pd.read_csv(inputs["association_within_between"], keep_default_na=False)
     diagnostics = diagnostics_overview([pd.read_csv(path) for path in inputs["diagnostics"]])
     sensitivity = reported_sensitivity(
         pd.concat([pd.read_csv(path) for path in inputs["prior_sensitivity"]]), growth_choice
@@ -279,6 +278,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "growth_selection_min_se": config["growth"]["selection_min_se"],
         "growth_priors": config["growth"]["priors"],
         "agreement_priors": config["agreement"]["priors"],
+        "truth_and_bias_priors": config["truth_and_bias"]["priors"],
         "association_priors": config["association"]["priors"],
         "growth_comparison": table(inputs["growth_comparison"]),
         "growth_choice": growth_choice,
@@ -288,7 +288,7 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "agreement_frequentist": table(inputs["agreement_frequentist"]),
         "agreement_ppc": table(inputs["agreement_ppc"]),
         "truth_and_bias": truth_and_bias,
-        "missing_predictors": pd.concat([table(p) for p in inputs["missing_predictors"]]),
+        "missing_predictors": table(inputs["missing_predictors"]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
         "association_within_between": within_between_view(within_between),
         "detail": detail,

@@ -15,6 +15,23 @@ import re
 from pathlib import Path
 
 
+def job_name(rule: str, wildcards=None) -> str:
+    """The name of one Snakemake job: its rule and wildcard values in the order of the rule's
+    output path (``fit_growth_patient_linear``), for its cache directory and console prefix."""
+    values = [str(value) for value in dict(wildcards or {}).values()]
+    return "_".join([rule, *values])
+
+
+def start_job(smk, project_dir: str | Path = "."):
+    """Set up a Snakemake script's job (its caches and its logger); return the logger.
+
+    Call it before anything imports pytensor, numba or matplotlib.
+    """
+    name = job_name(smk.rule, smk.wildcards)
+    isolate_caches(project_dir, name)
+    return job_logger(smk.log[0], name)
+
+
 def isolate_caches(project_dir: str | Path, job_name: str) -> Path:
     """Point PyTensor, numba, matplotlib and temporary files at ``.cache/`` in the project.
 

@@ -214,8 +214,70 @@ def sample_until_converged(sample, checks, sampling: Mapping, log=None):
     return fit
 
 
-def save_fit(idata, path) -> None:
-    """Write a fit to NetCDF (h5netcdf), leaving out text-valued sampler statistics."""
+def fit_with_safety_net(
+    model,
+    estimands_of,
+    sampling: Mapping,
+    convergence: Mapping,
+    seed,
+    label: str,
+    log,
+    cores: int = 1,
+    predicted=(),
+):
+    """Fit a model the way every fit job does: sample through the safety net
+    (:func:`sample_until_converged`), judged on every parameter, every reported quantity and the
+    sampler; then add the log prior (prior sensitivity) and posterior predictive draws.
+
+    ``model``: a built Bambi model (its response is replicated) or a PyMC model (``predicted``:
+    the observed variables to replicate). ``estimands_of(fit)``: the reported quantities' draws
+    of a fit (a mapping or dataset). ``seed(*step)``: the job's seed of a step
+    (:func:`alliance.seeds.job_seed`). ``label``: the model's name in the convergence table.
+    """
+    from alliance.diagnostics import fit_checks
+    from alliance.sensitivity import add_log_prior
+
+    is_bambi = hasattr(model, "backend")
+
+    def sample(settings, attempt):
+        extension = (attempt,) if attempt else ()
+        if is_bambi:
+            return fit_bambi(
+                model,
+                settings,
+                seed("fit", *extension),
+                cores=cores,
+                log=log,
+                predictive_seed=seed("ppc", *extension),
+            )
+        return sample_pymc(
+            model, settings, seed("fit", *extension), log_likelihood=True, cores=cores, log=log
+        )
+
+    def checks(fit):
+        return fit_checks(fit, estimands_of(fit), label, convergence)
+
+    idata = sample_until_converged(sample, checks, sampling, log)
+    add_log_prior(idata, model.backend.model if is_bambi else model)
+    if predicted and not is_bambi:
+        idata["posterior_predictive"] = posterior_predictive(
+            model, idata["posterior"].to_dataset(), seed("ppc"), var_names=list(predicted)
+        )
+    return idata
+
+
+def stacked_draws(draws):
+    """Draws of one variable as an array (chain x draw, ...): one row per draw."""
+    return draws.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+
+
+def save_fit(idata, path, labels: Mapping | None = None) -> None:
+    """Write a fit to NetCDF (h5netcdf), leaving out text-valued sampler statistics.
+
+    ``labels`` become attributes of the file: ``aim``, ``model`` and, for a model of one rater,
+    ``rater`` label its estimand rows (alliance.posterior_summary.summarise_fit).
+    """
+    idata.attrs.update({key: value for key, value in (labels or {}).items() if value is not None})
     stats = idata["sample_stats"].to_dataset()
     text = [name for name, values in stats.data_vars.items() if values.dtype == object]
     if text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -21,3 +22,19 @@ def derive_seed(master_seed: int, *step: str | int) -> int:
 def rng_for(master_seed: int, *step: str | int) -> np.random.Generator:
     """A NumPy generator for one named step."""
     return np.random.default_rng(derive_seed(master_seed, *step))
+
+
+def job_seed(master_seed: int, rule: str, wildcards: Mapping[str, str], *step: str | int) -> int:
+    """The seed of one step of one Snakemake job, derived from the rule's name and its wildcards
+    (sorted by name), so that every job, and every step within it, has its own stream."""
+    job = [rule, *(f"{name}={value}" for name, value in sorted(dict(wildcards).items()))]
+    return derive_seed(master_seed, *job, *step)
+
+
+def job_seeds(master_seed: int, rule: str, wildcards: Mapping[str, str]):
+    """The seed function of one Snakemake job: ``seed(*step)`` is :func:`job_seed` of the step."""
+
+    def seed(*step: str | int) -> int:
+        return job_seed(master_seed, rule, wildcards, *step)
+
+    return seed

@@ -19,15 +19,17 @@ import numpy as np
 import pandas as pd
 
 from alliance.analysis_tables import digital_covariates
+from alliance.design import (
+    ARMS,
+    ASSOCIATION_TERMS,
+    RATERS,
+    REFERENCE_ARM,
+    TERM_COLUMNS,
+    TREATMENT_ARM,
+    time_code,
+)
 from alliance.scoring import SUS_ITEMS, WaiInstrument, score_wai
 from alliance.settings import plain
-
-RATERS = ("patient", "therapist")
-ARMS = ("digital", "ptau")
-ASSOCIATION_TERMS = {
-    "patient": ("age", "sus", "vas_app", "comm_amount", "comm_async_share"),
-    "therapist": ("age", "vas_platform", "comm_amount", "comm_async_share"),
-}
 
 
 @dataclass
@@ -47,12 +49,6 @@ class Twin:
     wai: pd.DataFrame
     digital: pd.DataFrame
     truth: dict
-
-
-def time_code(months: np.ndarray, all_months: list[int]) -> np.ndarray:
-    """0 at the first assessment, 1 at the last, linear in months in between."""
-    first, last = min(all_months), max(all_months)
-    return (np.asarray(months, dtype=float) - first) / (last - first)
 
 
 def _patient_effects(twin: Mapping, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -89,10 +85,10 @@ def simulate_trial(
     # Patients: centre, randomised arm, therapist nested in centre x arm, age.
     shares = np.asarray(centre_shares, dtype=float) / np.sum(centre_shares)
     centre_index = rng.choice(len(centres), size=n_patients, p=shares)
-    arm = np.where(rng.permutation(n_patients) < n_digital, "digital", "ptau")
+    arm = np.where(rng.permutation(n_patients) < n_digital, TREATMENT_ARM, REFERENCE_ARM)
     k = twin["therapists_per_centre_arm"]
     slot = rng.integers(0, k, size=n_patients)
-    arm_index = (arm == "ptau").astype(int)
+    arm_index = (arm == REFERENCE_ARM).astype(int)
     therapist_index = (centre_index * 2 + arm_index) * k + slot
     n_therapists = len(centres) * 2 * k
     width = len(str(n_patients))
@@ -136,12 +132,10 @@ def simulate_trial(
 
     frames = []
     for r_index, rater in enumerate(RATERS):
-        level = np.where(
-            arm == "digital", twin["intercept"][rater]["digital"], twin["intercept"][rater]["ptau"]
-        )
-        change = np.where(
-            arm == "digital", twin["change"][rater]["digital"], twin["change"][rater]["ptau"]
-        )
+        treated = arm == TREATMENT_ARM
+        intercept, slope = twin["intercept"][rater], twin["change"][rater]
+        level = np.where(treated, intercept[TREATMENT_ARM], intercept[REFERENCE_ARM])
+        change = np.where(treated, slope[TREATMENT_ARM], slope[REFERENCE_ARM])
         latent = (
             level[index]
             + change[index] * tau
@@ -187,7 +181,7 @@ def _simulate_covariates(
     the PTAU arm, where no covariates are measured.
     """
     n_patients, n_months = len(patients), len(months)
-    is_digital = (patients["arm"] == "digital").to_numpy()
+    is_digital = (patients["arm"] == TREATMENT_ARM).to_numpy()
     stable = twin["covariate_stability"]
 
     def correlated_scores(rho: float) -> np.ndarray:
@@ -265,8 +259,8 @@ def association_predictors(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.
     ``comm_amount`` enters on the log(1 + amount) scale, as in the association models.
     """
     table = digital_covariates(digital, patients).set_axis(digital.index)
-    table["comm_amount"] = table["comm_amount_log"]
-    return table[["age", "sus", "vas_app", "vas_platform", "comm_amount", "comm_async_share"]]
+    terms = list(dict.fromkeys(term for terms in ASSOCIATION_TERMS.values() for term in terms))
+    return pd.DataFrame({term: table[TERM_COLUMNS.get(term, term)] for term in terms})
 
 
 def apply_missingness(
@@ -402,10 +396,10 @@ def true_estimands(twin: Mapping, instrument: Mapping, rng: np.random.Generator)
             for month in months:
                 add("a", "marginal_mean", means[(rater, arm, month)], rater, arm, month)
         for month in months:
-            diff = means[(rater, "digital", month)] - means[(rater, "ptau", month)]
+            diff = means[(rater, TREATMENT_ARM, month)] - means[(rater, REFERENCE_ARM, month)]
             add("a", "arm_difference", diff, rater, month=month)
         change = {arm: means[(rater, arm, last)] - means[(rater, arm, first)] for arm in ARMS}
-        add("a", "change_difference", change["digital"] - change["ptau"], rater)
+        add("a", "change_difference", change[TREATMENT_ARM] - change[REFERENCE_ARM], rater)
 
     paired = scores.pivot_table(
         index=["patient_id", "arm", "month"], columns="rater", values="wai_total"

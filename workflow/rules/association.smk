@@ -1,4 +1,6 @@
-# Stage 4, aim (c): what goes with alliance in the digital arm, one job per rater.
+# Stage 4, aim (c): what goes with alliance in the digital arm. Per rater, two models, each
+# fitted, checked and summarised (layout: common.smk): `pooled` (the contract's association,
+# pooled over within- and between-patient variation) and `within_between` (its decomposition).
 
 
 rule fit_association:
@@ -6,47 +8,14 @@ rule fit_association:
         alliance=rules.clean_data.output.alliance,
         covariates=rules.clean_data.output.digital_covariates,
     output:
-        fit="models/association/{rater}.nc",
-        fit_within_between="models/association/{rater}_within_between.nc",
-        estimands="results/association/{rater}_estimands.csv",
-        within_between=report(
-            "results/association/{rater}_within_between.csv",
-            caption="../../report/captions/association_within_between.rst",
-            category="4. Aim (c): associations",
-            labels={"table": "within and between patients", "rater": "{rater}"},
-        ),
-        diagnostics="results/association/{rater}_diagnostics.csv",
-        sensitivity="results/association/{rater}_prior_sensitivity.csv",
-        missing=report(
-            "results/association/{rater}_missing_predictors.csv",
-            caption="../../report/captions/association_missing.rst",
-            category="4. Aim (c): associations",
-            labels={"table": "missing predictors", "rater": "{rater}"},
-        ),
-        collinearity=report(
-            "results/association/{rater}_collinearity.csv",
-            caption="../../report/captions/association_collinearity.rst",
-            category="4. Aim (c): associations",
-            labels={"table": "collinearity", "rater": "{rater}"},
-        ),
-        ppc=report(
-            "results/association/{rater}_ppc.png",
-            caption="../../report/captions/association_ppc.rst",
-            category="4. Aim (c): associations",
-            labels={"figure": "posterior predictive check", "rater": "{rater}"},
-        ),
-        prior_check=report(
-            "results/association/{rater}_prior_check.png",
-            caption="../../report/captions/association_prior.rst",
-            category="4. Aim (c): associations",
-            labels={"figure": "prior predictive check", "rater": "{rater}"},
-        ),
+        fit=fit_file("association", "{rater}_{variant}"),
     log:
-        "logs/fit_association/{rater}.log",
+        model_log("fit", "association", "{rater}_{variant}")[0],
     benchmark:
-        "logs/benchmarks/fit_association/{rater}.tsv"
+        model_log("fit", "association", "{rater}_{variant}")[1]
     wildcard_constraints:
-        rater="patient|therapist",
+        rater="|".join(RATERS),
+        variant="|".join(ASSOCIATION_VARIANTS),
     priority: lambda wildcards: fit_priority("association", wildcards.rater)
     conda:
         CONDA_ENV
@@ -54,22 +23,89 @@ rule fit_association:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
-        # Listed so that changing any of them reruns the fit.
         priors=config["association"]["priors"],
-        sampling=config["sampling"],
+        instrument=config["instrument"],
+        sampling=model_sampling(config, "association"),
         # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE_THRESHOLDS,
-        seed=config["seed"],
+        convergence=CONVERGENCE,
+        prior_draws=PRIOR_DRAWS,
+        seed=SEED,
     script:
         "../scripts/fit_association.py"
 
 
+rule check_association:
+    input:
+        alliance=rules.clean_data.output.alliance,
+        covariates=rules.clean_data.output.digital_covariates,
+        fit=rules.fit_association.output.fit,
+    output:
+        diagnostics=model_result("association", "{rater}_{variant}", "diagnostics.csv"),
+        sensitivity=model_result(
+            "association", "{rater}_{variant}", "prior_sensitivity.csv"
+        ),
+        collinearity=report(
+            model_result("association", "{rater}_{variant}", "collinearity.csv"),
+            caption="../../report/captions/association_collinearity.rst",
+            category="4. Aim (c): associations",
+            labels={"table": "collinearity", "rater": "{rater}", "model": "{variant}"},
+        ),
+        ppc=report(
+            model_result("association", "{rater}_{variant}", "ppc.png"),
+            caption="../../report/captions/association_ppc.rst",
+            category="4. Aim (c): associations",
+            labels={
+                "figure": "posterior predictive check",
+                "rater": "{rater}",
+                "model": "{variant}",
+            },
+        ),
+        prior_check=report(
+            model_result("association", "{rater}_{variant}", "prior_check.png"),
+            caption="../../report/captions/association_prior.rst",
+            category="4. Aim (c): associations",
+            labels={
+                "figure": "prior predictive check",
+                "rater": "{rater}",
+                "model": "{variant}",
+            },
+        ),
+    log:
+        model_log("check", "association", "{rater}_{variant}")[0],
+    benchmark:
+        model_log("check", "association", "{rater}_{variant}")[1]
+    wildcard_constraints:
+        rater="|".join(RATERS),
+        variant="|".join(ASSOCIATION_VARIANTS),
+    conda:
+        CONDA_ENV
+    params:
+        checks=CHECKS,
+    script:
+        "../scripts/check_association.py"
+
+
 rule summarise_associations:
     input:
-        estimands=expand(rules.fit_association.output.estimands, rater=RATERS),
+        alliance=rules.clean_data.output.alliance,
+        covariates=rules.clean_data.output.digital_covariates,
+        estimands=expand(
+            model_result("association", "{name}", "estimands.csv"),
+            name=ASSOCIATION_NAMES,
+        ),
     output:
         estimands="results/tables/estimands_aim_c.csv",
         detail="results/tables/association_estimands.csv",
+        within_between=report(
+            "results/tables/association_within_between.csv",
+            caption="../../report/captions/association_within_between.rst",
+            category="4. Aim (c): associations",
+        ),
+        missing=report(
+            "results/tables/association_missing_predictors.csv",
+            caption="../../report/captions/association_missing.rst",
+            category="4. Aim (c): associations",
+        ),
         forest=report(
             "results/figures/association_forest.png",
             caption="../../report/captions/association_forest.rst",
@@ -81,5 +117,8 @@ rule summarise_associations:
         "logs/benchmarks/summarise_associations.tsv"
     conda:
         CONDA_ENV
+    params:
+        ci_prob=SUMMARY["ci_prob"],
+        rope_wai=SUMMARY["rope_wai"],
     script:
         "../scripts/summarise_associations.py"

@@ -1,4 +1,4 @@
-# Configuration checks and helpers shared by every stage.
+# Configuration checks, the output layout and the config values each job reads (its params).
 
 import sys
 from pathlib import Path
@@ -6,13 +6,17 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from alliance import config_checks, interruptions
+from alliance.design import RATERS
+from alliance.sampling import model_sampling
 
 # A configuration or environment problem stops the run here, before any job, with one message
 # per problem naming the key and what is allowed (sys.exit: no traceback on the console).
 CONFIG_SCHEMA = "../schemas/config.schema.yaml"
-_problems = config_checks.schema_problems(
-    config, config_checks.load_schema(workflow.source_path(CONFIG_SCHEMA))
-)
+_schema = config_checks.load_schema(workflow.source_path(CONFIG_SCHEMA))
+# `--config 'summary={ci_prob: 0.9}'` reaches the config as text ('0.9'): read it as the number
+# (or integer, or true/false) the schema wants there.
+config_checks.read_nested_command_line_values(config, _schema)
+_problems = config_checks.schema_problems(config, _schema)
 if _problems:
     sys.exit(config_checks.exit_message(_problems))
 validate(config, schema=CONFIG_SCHEMA)  # fills the schema's defaults
@@ -28,6 +32,71 @@ interruptions.stop_on_hangup_like_ctrl_c()
 # The one software environment of every rule (same pins as requirements.txt). Jobs run in the
 # active environment (.venv); conda users may create it with `conda env create -f environment.yml`.
 CONDA_ENV = "../../environment.yml"
+
+
+# ---------------------------------------------------------------------------------------------
+# The output layout. Every model has a family (growth, agreement, association) and a name within
+# it, and passes through the same three jobs:
+#   fit_<family>      models/<family>/<name>.nc         the draws, and nothing else
+#   check_<family>    results/<family>/<name>/*          convergence, prior sensitivity,
+#                                                        predictive checks and their figures
+#   summarise_model   results/<family>/<name>/estimands.csv   the estimand rows
+# What combines models (an aim's tables and figures, the contract's estimands.csv, the findings)
+# goes to results/tables/ and results/figures/; the data's descriptives too.
+# ---------------------------------------------------------------------------------------------
+def fit_file(family, name):
+    """The fitted model (NetCDF) of one model."""
+    return f"models/{family}/{name}.nc"
+
+
+def model_result(family, name, file):
+    """One output of a model's check or summary job."""
+    return f"results/{family}/{name}/{file}"
+
+
+def model_log(stage, family, name):
+    """The log and the benchmark file of one job of one model."""
+    return (
+        f"logs/{stage}/{family}/{name}.log",
+        f"logs/benchmarks/{stage}/{family}/{name}.tsv",
+    )
+
+
+# The models of each family (names may hold wildcards).
+GROWTH_MODELS = list(config["growth"]["models"])
+GROWTH_NAMES = expand("{rater}_{model}", rater=RATERS, model=GROWTH_MODELS)
+AGREEMENT_NAMES = ["bivariate", "truth_and_bias"]
+ASSOCIATION_VARIANTS = ["pooled", "within_between"]
+ASSOCIATION_NAMES = expand(
+    "{rater}_{variant}", rater=RATERS, variant=ASSOCIATION_VARIANTS
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config values, each passed to the jobs that read it through their params (scripts read nothing
+# else), so that editing one reruns exactly the jobs it affects.
+# ---------------------------------------------------------------------------------------------
+SEED = config["seed"]
+# The convergence checks every fit must pass before it is saved (the safety net samples again
+# otherwise), so changing one of them reruns the fits.
+CONVERGENCE = {
+    key: config["diagnostics"][key]
+    for key in ("max_rhat", "min_ess", "max_divergences", "min_ebfmi")
+}
+# What every check job reads: the convergence thresholds, the prior-sensitivity and
+# identification thresholds, and whether a failed check stops the run.
+CHECKS = {
+    **CONVERGENCE,
+    **{
+        key: config["diagnostics"][key]
+        for key in ("sensitivity_threshold", "min_contraction", "strict")
+    },
+}
+# What the estimand summaries read: the interval mass and the ROPEs.
+SUMMARY = {
+    key: config["summary"][key] for key in ("ci_prob", "rope_wai", "rope_correlation")
+}
+PRIOR_DRAWS = config["predictive"]["prior_draws"]
 
 
 def uses_synthetic_twin():
@@ -46,16 +115,6 @@ def input_data_files(wildcards):
     """The three input files of the data contract, in the configured folder."""
     folder = input_data_dir()
     return {name: f"{folder}/{name}.csv" for name in ("patients", "wai", "digital")}
-
-
-RATERS = ["patient", "therapist"]
-# The convergence checks every fit must pass before it is saved (the safety net samples again
-# otherwise), so changing one of them reruns the fits.
-CONVERGENCE_THRESHOLDS = {
-    key: config["diagnostics"][key]
-    for key in ("max_rhat", "min_ess", "max_divergences", "min_ebfmi")
-}
-GROWTH_MODELS = list(config["growth"]["models"])
 
 
 def fit_priority(fit, rater=None, model=None):
@@ -90,6 +149,11 @@ def growth_model_spec(wildcards):
 def report_inputs(wildcards):
     """Every table and figure the report shows; figures are named fig_<name>."""
     growth = config["growth"]["reported_model"]
+    reported_growth = [growth, *config["growth"]["reported_alternatives"]]
+
+    def results(family, names, file):
+        return [model_result(family, name, file) for name in names]
+
     return {
         "estimands": rules.estimands.output.estimands,
         "estimands_detail": rules.estimands.output.detail,
@@ -99,38 +163,29 @@ def report_inputs(wildcards):
         "growth_comparison": rules.summarise_growth.output.comparison,
         "growth_frequentist": rules.summarise_growth.output.frequentist,
         "growth_choice": rules.summarise_growth.output.choice,
-        "ceiling_checks": expand(
-            rules.check_growth.output.ceiling, rater=RATERS, model=GROWTH_MODELS
-        ),
-        "sd_checks": expand(
-            rules.check_growth.output.sd_check, rater=RATERS, model=GROWTH_MODELS
-        ),
+        "ceiling_checks": results("growth", GROWTH_NAMES, "ceiling_check.csv"),
+        "sd_checks": results("growth", GROWTH_NAMES, "sd_check.csv"),
         "agreement_frequentist": rules.check_agreement.output.frequentist,
         "agreement_ppc": rules.check_agreement.output.ppc_table,
-        "truth_and_bias": rules.truth_and_bias.output.table,
-        "missing_predictors": expand(
-            rules.fit_association.output.missing, rater=RATERS
+        "truth_and_bias": rules.summarise_agreement.output.truth_and_bias,
+        "missing_predictors": rules.summarise_associations.output.missing,
+        "collinearity": results(
+            "association", expand("{rater}_pooled", rater=RATERS), "collinearity.csv"
         ),
-        "collinearity": expand(rules.fit_association.output.collinearity, rater=RATERS),
-        "association_within_between": expand(
-            rules.fit_association.output.within_between, rater=RATERS
-        ),
+        "association_within_between": rules.summarise_associations.output.within_between,
         "prior_sensitivity": [
-            *expand(
-                rules.check_growth.output.sensitivity,
-                rater=RATERS,
-                model=[growth, *config["growth"]["reported_alternatives"]],
+            *results(
+                "growth",
+                expand("{rater}_{model}", rater=RATERS, model=reported_growth),
+                "prior_sensitivity.csv",
             ),
-            rules.check_agreement.output.sensitivity,
-            *expand(rules.fit_association.output.sensitivity, rater=RATERS),
+            *results("agreement", AGREEMENT_NAMES, "prior_sensitivity.csv"),
+            *results("association", ASSOCIATION_NAMES, "prior_sensitivity.csv"),
         ],
         "diagnostics": [
-            *expand(
-                rules.check_growth.output.diagnostics, rater=RATERS, model=GROWTH_MODELS
-            ),
-            rules.check_agreement.output.diagnostics,
-            rules.truth_and_bias.output.diagnostics,
-            *expand(rules.fit_association.output.diagnostics, rater=RATERS),
+            *results("growth", GROWTH_NAMES, "diagnostics.csv"),
+            *results("agreement", AGREEMENT_NAMES, "diagnostics.csv"),
+            *results("association", ASSOCIATION_NAMES, "diagnostics.csv"),
         ],
         "fig_trajectories": rules.descriptives.output.trajectories,
         "fig_prior_posterior": rules.estimands.output.prior_posterior,
@@ -142,12 +197,19 @@ def report_inputs(wildcards):
         "fig_growth_contrasts": rules.summarise_growth.output.forest,
         "fig_agreement_prior": rules.check_agreement.output.prior_check,
         "fig_rater_correlations": rules.check_agreement.output.correlations,
-        "fig_bland_altman": rules.check_agreement.output.bland_altman,
-        "fig_rater_scatter": rules.check_agreement.output.scatter,
+        "fig_bland_altman": rules.summarise_agreement.output.bland_altman,
+        "fig_rater_scatter": rules.summarise_agreement.output.scatter,
         "fig_agreement_ppc": rules.check_agreement.output.ppc,
-        "fig_truth_and_bias": rules.truth_and_bias.output.figure,
-        "fig_association_prior_patient": "results/association/patient_prior_check.png",
+        "fig_truth_and_bias": rules.summarise_agreement.output.truth_and_bias_figure,
+        "fig_truth_and_bias_ppc": rules.check_truth_and_bias.output.ppc,
+        "fig_association_prior_patient": model_result(
+            "association", "patient_pooled", "prior_check.png"
+        ),
         "fig_association_forest": rules.summarise_associations.output.forest,
-        "fig_association_ppc_patient": "results/association/patient_ppc.png",
-        "fig_association_ppc_therapist": "results/association/therapist_ppc.png",
+        "fig_association_ppc_patient": model_result(
+            "association", "patient_pooled", "ppc.png"
+        ),
+        "fig_association_ppc_therapist": model_result(
+            "association", "therapist_pooled", "ppc.png"
+        ),
     }

@@ -15,8 +15,7 @@ rule synthetic_twin:
     conda:
         CONDA_ENV
     params:
-        # Listed so that changing any of them regenerates the twin.
-        twin=config["synthetic_twin"],
+        synthetic_twin=config["synthetic_twin"],
         instrument=config["instrument"],
         seed=config["seed"],
     script:
@@ -38,9 +37,9 @@ rule clean_data:
     conda:
         CONDA_ENV
     params:
-        # Listed so that changing any of them reruns the cleaning.
         instrument=config["instrument"],
         input=config["input"],
+        synthetic=uses_synthetic_twin(),
     script:
         "../scripts/clean_data.py"
 
@@ -70,5 +69,7 @@ rule descriptives:
         "logs/benchmarks/descriptives.tsv"
     conda:
         CONDA_ENV
+    params:
+        instrument=config["instrument"],
     script:
         "../scripts/descriptives.py"

@@ -1,13 +1,33 @@
-# Stage 5: the estimand table that outside tools rely on (data contract).
+# Stage 5: each model's estimand rows, and the estimand table that outside tools rely on (data
+# contract).
+
+
+rule summarise_model:
+    input:
+        fit=fit_file("{family}", "{name}"),
+    output:
+        estimands=model_result("{family}", "{name}", "estimands.csv"),
+    log:
+        model_log("summarise", "{family}", "{name}")[0],
+    benchmark:
+        model_log("summarise", "{family}", "{name}")[1]
+    wildcard_constraints:
+        family="growth|agreement|association",
+    conda:
+        CONDA_ENV
+    params:
+        summary=SUMMARY,
+    script:
+        "../scripts/summarise_model.py"
 
 
 rule estimands:
     input:
         aim_a=rules.summarise_growth.output.estimands,
-        aim_b=rules.check_agreement.output.estimands,
+        aim_b=rules.summarise_agreement.output.estimands,
         aim_c=rules.summarise_associations.output.estimands,
         detail_a=rules.summarise_growth.output.detail,
-        detail_b=rules.check_agreement.output.detail,
+        detail_b=rules.summarise_agreement.output.detail,
         detail_c=rules.summarise_associations.output.detail,
     output:
         estimands=report(

@@ -1,17 +1,18 @@
-# Stage 2, aim (a): growth models of alliance by arm and rater, one job per model and rater.
+# Stage 2, aim (a): growth models of alliance by arm and rater, one model per rater and config
+# entry (growth.models), each fitted, checked and summarised (layout: common.smk).
 
 
 rule fit_growth:
     input:
         alliance=rules.clean_data.output.alliance,
     output:
-        fit="models/growth/{rater}_{model}.nc",
+        fit=fit_file("growth", "{rater}_{model}"),
     log:
-        "logs/fit_growth/{rater}_{model}.log",
+        model_log("fit", "growth", "{rater}_{model}")[0],
     benchmark:
-        "logs/benchmarks/fit_growth/{rater}_{model}.tsv"
+        model_log("fit", "growth", "{rater}_{model}")[1]
     wildcard_constraints:
-        rater="patient|therapist",
+        rater="|".join(RATERS),
     priority: lambda wildcards: fit_priority("growth", wildcards.rater, wildcards.model)
     conda:
         CONDA_ENV
@@ -19,14 +20,14 @@ rule fit_growth:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
-        # Listed so that changing any of them reruns the fit.
         spec=growth_model_spec,
         priors=config["growth"]["priors"],
-        sampling=config["sampling"],
+        instrument=config["instrument"],
+        sampling=model_sampling(config, "growth"),
         # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE_THRESHOLDS,
-        thin=config["growth"]["thin"],
-        seed=config["seed"],
+        convergence=CONVERGENCE,
+        prior_draws=PRIOR_DRAWS,
+        seed=SEED,
     script:
         "../scripts/fit_growth.py"
 
@@ -35,13 +36,12 @@ rule check_growth:
     input:
         fit=rules.fit_growth.output.fit,
     output:
-        estimands="results/growth/{rater}_{model}_estimands.csv",
-        diagnostics="results/growth/{rater}_{model}_diagnostics.csv",
-        ceiling="results/growth/{rater}_{model}_ceiling_check.csv",
-        sd_check="results/growth/{rater}_{model}_sd_check.csv",
-        sensitivity="results/growth/{rater}_{model}_prior_sensitivity.csv",
+        diagnostics=model_result("growth", "{rater}_{model}", "diagnostics.csv"),
+        sensitivity=model_result("growth", "{rater}_{model}", "prior_sensitivity.csv"),
+        ceiling=model_result("growth", "{rater}_{model}", "ceiling_check.csv"),
+        sd_check=model_result("growth", "{rater}_{model}", "sd_check.csv"),
         ppc=report(
-            "results/growth/{rater}_{model}_ppc.png",
+            model_result("growth", "{rater}_{model}", "ppc.png"),
             caption="../../report/captions/growth_ppc.rst",
             category="2. Aim (a): growth",
             labels={
@@ -51,13 +51,13 @@ rule check_growth:
             },
         ),
         ceiling_figure=report(
-            "results/growth/{rater}_{model}_ceiling_check.png",
+            model_result("growth", "{rater}_{model}", "ceiling_check.png"),
             caption="../../report/captions/growth_ceiling.rst",
             category="2. Aim (a): growth",
             labels={"figure": "ceiling check", "rater": "{rater}", "model": "{model}"},
         ),
         prior_check=report(
-            "results/growth/{rater}_{model}_prior_check.png",
+            model_result("growth", "{rater}_{model}", "prior_check.png"),
             caption="../../report/captions/growth_prior.rst",
             category="2. Aim (a): growth",
             labels={
@@ -67,13 +67,18 @@ rule check_growth:
             },
         ),
     log:
-        "logs/check_growth/{rater}_{model}.log",
+        model_log("check", "growth", "{rater}_{model}")[0],
     benchmark:
-        "logs/benchmarks/check_growth/{rater}_{model}.tsv"
+        model_log("check", "growth", "{rater}_{model}")[1]
     wildcard_constraints:
-        rater="patient|therapist",
+        rater="|".join(RATERS),
     conda:
         CONDA_ENV
+    params:
+        spec=growth_model_spec,
+        response_max=config["instrument"]["response_max"],
+        ci_prob=SUMMARY["ci_prob"],
+        checks=CHECKS,
     script:
         "../scripts/check_growth.py"
 
@@ -81,9 +86,9 @@ rule check_growth:
 rule summarise_growth:
     input:
         alliance=rules.clean_data.output.alliance,
-        fits=expand(rules.fit_growth.output.fit, rater=RATERS, model=GROWTH_MODELS),
+        fits=expand(fit_file("growth", "{name}"), name=GROWTH_NAMES),
         estimands=expand(
-            rules.check_growth.output.estimands, rater=RATERS, model=GROWTH_MODELS
+            model_result("growth", "{name}", "estimands.csv"), name=GROWTH_NAMES
         ),
         ppc=expand(rules.check_growth.output.ppc, rater=RATERS, model=GROWTH_MODELS),
         prior_checks=expand(
@@ -122,5 +127,15 @@ rule summarise_growth:
         "logs/benchmarks/summarise_growth.tsv"
     conda:
         CONDA_ENV
+    params:
+        models=config["growth"]["models"],
+        reported_model=config["growth"]["reported_model"],
+        reported_alternatives=config["growth"]["reported_alternatives"],
+        selection_min_se=config["growth"]["selection_min_se"],
+        instrument=config["instrument"],
+        ci_prob=SUMMARY["ci_prob"],
+        rope_wai=SUMMARY["rope_wai"],
+        # Where the chosen models' figures are (a function: not formatted with wildcards).
+        model_result=lambda wildcards: model_result("growth", "{name}", "{file}"),
     script:
         "../scripts/summarise_growth.py"

@@ -13,5 +13,8 @@ rule render_report:
         "logs/benchmarks/render_report.tsv"
     conda:
         CONDA_ENV
+    params:
+        # The report shows the whole configuration, so any edit of it renders the report again.
+        config=config,
     script:
         "../scripts/render_report.py"

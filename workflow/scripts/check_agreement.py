@@ -1,88 +1,46 @@
-"""Snakemake adapter: aim (b) estimands, diagnostics, predictive checks, figures, cross-check."""
+"""Snakemake adapter: the checks of the bivariate agreement fit (alliance.model_checks,
+alliance.agreement): convergence, prior sensitivity, the predictive check of the patient-therapist
+correlations, the frequentist cross-check and the figures of the quantities and their priors."""
 
-from alliance.runtime import isolate_caches, job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-isolate_caches(".", "check_agreement")
-log = job_logger(smk.log[0], "check_agreement")
-
-import sys
+log = start_job(smk)
 
 import pandas as pd
 
 from alliance.agreement import agreement_data, correlation_check, frequentist_agreement
-from alliance.diagnostics import announce, convergence_table
+from alliance.diagnostics import stop_if_strict
 from alliance.figures import (
-    bland_altman_figure,
     correlation_posterior_figure,
     prior_quantities_figure,
-    rater_scatter_figure,
+    save_figure,
     statistic_check_figure,
 )
-from alliance.posterior_summary import contract_table, summarise_draws
+from alliance.model_checks import model_checks
 from alliance.sampling import load_fit
-from alliance.sensitivity import mark_unidentified, prior_sensitivity
 
-config = smk.config
-summary = config["summary"]
-months = list(config["instrument"]["months"])
-pairs = agreement_data(pd.read_csv(smk.input.alliance), config["instrument"])
+ci_prob = smk.params.ci_prob
+pairs = agreement_data(pd.read_csv(smk.input.alliance), smk.params.instrument)
 idata = load_fit(smk.input.fit)
-estimands = idata["estimands"].to_dataset()
-prior_estimands = idata["prior_estimands"].to_dataset()
-
-correlation_like = {"rater_correlation", "change_correlation", "icc_agreement"}
-detail = pd.concat(
-    [
-        summarise_draws(
-            estimands[name],
-            summary["ci_prob"],
-            summary["rope_correlation"] if name in correlation_like else summary["rope_wai"],
-            labels={"aim": "b", "estimand": name},
-            prior=prior_estimands[name],
-        )
-        for name in estimands.data_vars
-        if name != "residual_correlation"
-    ],
-    ignore_index=True,
-)
-detail.to_csv(smk.output.detail, index=False)
-contract = detail[detail["estimand"].isin(["rater_correlation", "rater_bias", "icc_agreement"])]
-contract_table(contract).to_csv(smk.output.estimands, index=False)
-
-sensitivity = prior_sensitivity(
-    idata,
-    estimands[["rater_correlation", "rater_bias", "icc_agreement", "change_correlation"]],
-    "agreement",
-    config["diagnostics"]["sensitivity_threshold"],
-)
-mark_unidentified(sensitivity, detail, config["diagnostics"]["min_contraction"]).to_csv(
-    smk.output.sensitivity, index=False
-)
-
-diagnostics = convergence_table(idata, detail, "agreement", config["diagnostics"])
+diagnostics, sensitivity = model_checks(idata, idata.attrs["label"], smk.params.checks, log)
 diagnostics.to_csv(smk.output.diagnostics, index=False)
-failed = announce(diagnostics, log)
+sensitivity.to_csv(smk.output.sensitivity, index=False)
 
-check = correlation_check(idata, pairs, summary["ci_prob"])
+check = correlation_check(idata, pairs, ci_prob)
 check.to_csv(smk.output.ppc_table, index=False)
-statistic_check_figure(
-    check, "Patient-therapist Pearson r", "Posterior predictive check of the joint distribution"
-).savefig(smk.output.ppc, dpi=110, bbox_inches="tight")
+title = f"Posterior predictive check of the joint distribution ({ci_prob:.0%} intervals)"
+save_figure(statistic_check_figure(check, "Patient-therapist Pearson r", title), smk.output.ppc)
+frequentist_agreement(pairs).to_csv(smk.output.frequentist, index=False)
 
-frequentist = frequentist_agreement(pairs)
-frequentist.to_csv(smk.output.frequentist, index=False)
-
-bland_altman_figure(pairs, detail).savefig(smk.output.bland_altman, dpi=120, bbox_inches="tight")
-rater_scatter_figure(pairs, months).savefig(smk.output.scatter, dpi=110, bbox_inches="tight")
-correlation_posterior_figure(estimands, idata["prior_estimands"].to_dataset()).savefig(
-    smk.output.correlations, dpi=120, bbox_inches="tight"
+estimands, prior = idata["estimands"].to_dataset(), idata["prior_estimands"].to_dataset()
+save_figure(correlation_posterior_figure(estimands, prior), smk.output.correlations)
+save_figure(
+    prior_quantities_figure(
+        prior,
+        ["rater_correlation", "rater_bias", "icc_agreement", "loa_high"],
+        "Prior predictive check: agreement quantities the priors imply (digital arm)",
+    ),
+    smk.output.prior_check,
 )
-prior_quantities_figure(
-    idata["prior_estimands"].to_dataset(),
-    ["rater_correlation", "rater_bias", "icc_agreement", "loa_high"],
-    "Prior predictive check: agreement quantities the priors imply (digital arm)",
-).savefig(smk.output.prior_check, dpi=110, bbox_inches="tight")
-if failed and config["diagnostics"]["strict"]:
-    log.error("diagnostics.strict is true: stopping because convergence checks failed")
-    sys.exit(1)
+stop_if_strict(diagnostics, smk.params.checks["strict"], log)

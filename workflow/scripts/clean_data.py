@@ -12,21 +12,19 @@ from alliance.analysis_tables import build_analysis_tables
 from alliance.data_support import support_problems, support_report
 from alliance.input_data import InputDataError, read_trial_data
 from alliance.provenance import file_sha256
-from alliance.runtime import job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = job_logger(smk.log[0], "clean_data")
+log = start_job(smk)
 folder = Path(smk.input.patients).parent
 try:
-    data = read_trial_data(folder, smk.config)
+    data = read_trial_data(folder, {"input": smk.params.input, "instrument": smk.params.instrument})
 except InputDataError as error:
     log.error("%s", error.report())
     sys.exit(1)
 
-tables = build_analysis_tables(data, smk.config["instrument"])
-problems = support_problems(
-    tables["alliance"], tables["digital_covariates"], smk.config["instrument"]
-)
+tables = build_analysis_tables(data, smk.params.instrument)
+problems = support_problems(tables["alliance"], tables["digital_covariates"], smk.params.instrument)
 if problems:
     log.error("%s", support_report(problems))
     sys.exit(1)
@@ -34,7 +32,7 @@ for name, table in tables.items():
     table.to_csv(smk.output[name], index=False, lineterminator="\n")
 summary = {
     "input_dir": str(folder),
-    "synthetic_twin": not (smk.config.get("raw_data_dir") or "").strip(),
+    "synthetic_twin": smk.params.synthetic,
     "sha256": {Path(path).name: file_sha256(path) for path in smk.input},
     "n_patients": int(len(data.patients)),
     "n_wai_rows": int(len(data.wai)),

@@ -1,11 +1,10 @@
 """Snakemake adapter: gather each aim's estimand rows into results/tables/estimands.csv (and
 the detail table), and draw every reported quantity's prior interval beside its posterior."""
 
-from alliance.runtime import isolate_caches, job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-isolate_caches(".", "estimands")
-log = job_logger(smk.log[0], "estimands")
+log = start_job(smk)
 
 import pandas as pd
 

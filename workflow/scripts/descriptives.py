@@ -1,17 +1,16 @@
 """Snakemake adapter: patient flow, alliance descriptives and the trajectory figure."""
 
-from alliance.runtime import isolate_caches, job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-isolate_caches(".", "descriptives")
-log = job_logger(smk.log[0], "descriptives")
+log = start_job(smk)
 
 import pandas as pd  # noqa: E402
 
 from alliance.descriptives import alliance_summary, patient_flow, trajectory_figure  # noqa: E402
 
 alliance = pd.read_csv(smk.input.alliance)
-instrument = smk.config["instrument"]
+instrument = smk.params.instrument
 patient_flow(alliance).to_csv(smk.output.flow, index=False)
 alliance_summary(alliance, instrument["response_max"]).to_csv(
     smk.output.alliance_summary, index=False

@@ -1,81 +1,45 @@
-"""Snakemake adapter: fit one growth model for one rater; save draws, checks and estimands.
+"""Snakemake adapter: fit one growth model for one rater (alliance.growth); save the fit.
 
-The NetCDF file holds the posterior, the log-likelihood, prior and posterior predictive draws,
-the observed data and the estimand draws from the posterior (group ``estimands``) and from the
-prior (``prior_estimands``), so later rules need no refit.
+The NetCDF file holds the posterior, the log-likelihood and log prior, prior and posterior
+predictive draws, the observed data with each observation's arm and month, and the estimand
+draws from the posterior (group ``estimands``) and from the prior (``prior_estimands``).
 """
 
-from alliance.runtime import isolate_caches, job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-rater, name = smk.wildcards.rater, smk.wildcards.model
-job = f"fit_growth_{rater}_{name}"
-isolate_caches(".", job)
-log = job_logger(smk.log[0], job)
+log = start_job(smk)
 
 import pandas as pd
-import xarray as xr
 
-from alliance.diagnostics import fit_checks
-from alliance.growth import (
-    attach_groups,
-    build_growth_model,
-    growth_contrasts,
-    growth_data,
-    marginal_means,
-)
-from alliance.sampling import (
-    fit_bambi,
-    model_sampling,
-    prior_as_posterior,
-    sample_bambi_prior,
-    sample_until_converged,
-    save_fit,
-)
-from alliance.seeds import derive_seed
-from alliance.sensitivity import add_log_prior
+from alliance.growth import attach_groups, build_growth_model, growth_data, growth_estimands
+from alliance.sampling import fit_with_safety_net, prior_as_posterior, sample_bambi_prior, save_fit
+from alliance.seeds import job_seeds
 
-config = smk.config
-spec = config["growth"]["models"][name]
-data = growth_data(pd.read_csv(smk.input.alliance), rater, config["instrument"])
-model = build_growth_model(data, spec, config["growth"]["priors"])
+rater, name = smk.wildcards.rater, smk.wildcards.model
+spec, instrument = smk.params.spec, smk.params.instrument
+
+seed = job_seeds(smk.params.seed, smk.rule, smk.wildcards)
+
+data = growth_data(pd.read_csv(smk.input.alliance), rater, instrument)
+model = build_growth_model(data, spec, smk.params.priors)
 log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(data), model)
-
-prior = sample_bambi_prior(
-    model, config["predictive"]["prior_draws"], derive_seed(config["seed"], job, "prior")
-)
-
-
-def contrasts_of(fit):
-    return growth_contrasts(marginal_means(model, fit, spec, config["instrument"]))
-
-
-def sample(sampling, attempt):
-    extension = (attempt,) if attempt else ()
-    return fit_bambi(
-        model,
-        sampling,
-        derive_seed(config["seed"], job, "fit", *extension),
-        cores=smk.threads,
-        log=log,
-        predictive_seed=derive_seed(config["seed"], job, "ppc", *extension),
-    )
-
-
-idata = sample_until_converged(
-    sample,
-    lambda fit: fit_checks(fit, xr.Dataset(contrasts_of(fit)), job, config["diagnostics"]),
-    model_sampling(config, "growth"),
+prior = sample_bambi_prior(model, smk.params.prior_draws, seed("prior"))
+idata = fit_with_safety_net(
+    model,
+    lambda fit: growth_estimands(model, fit, spec, instrument),
+    smk.params.sampling,
+    smk.params.convergence,
+    seed,
+    f"growth_{rater}_{name}",
     log,
+    cores=smk.threads,
 )
-add_log_prior(idata, model.backend.model)
-contrasts = contrasts_of(idata)
 idata["prior"] = prior["prior"]
 idata["prior_predictive"] = prior["prior_predictive"]
-idata["estimands"] = xr.Dataset(contrasts)
-# The estimands the priors alone imply (prior-to-posterior contraction, prior check).
-idata["prior_estimands"] = xr.Dataset(contrasts_of(prior_as_posterior(prior)))
+idata["estimands"] = growth_estimands(model, idata, spec, instrument)
+idata["prior_estimands"] = growth_estimands(model, prior_as_posterior(prior), spec, instrument)
 attach_groups(idata, data)
-idata.attrs.update({"model": name, "rater": rater, "formula": spec["formula"]})
-save_fit(idata, smk.output.fit)
+labels = {"aim": "a", "model": name, "rater": rater, "label": f"growth_{rater}_{name}"}
+save_fit(idata, smk.output.fit, {**labels, "formula": spec["formula"]})
 log.info("saved %s", smk.output.fit)

@@ -2,19 +2,19 @@
 
 import json
 
-from alliance.runtime import job_logger
+from alliance.runtime import start_job
 from alliance.twin import generate_twin, write_input_files
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = job_logger(smk.log[0], "synthetic_twin")
-twin = generate_twin(smk.config)
+log = start_job(smk)
+twin = generate_twin(dict(smk.params.items()))
 write_input_files(twin, smk.output.patients.rsplit("/", 1)[0])
 with open(smk.output.truth, "w", encoding="utf-8") as handle:
     json.dump(twin.truth, handle, indent=2)
     handle.write("\n")
 log.info(
     "synthetic twin (seed %s): %d patients, %d WAI rows, %d digital rows",
-    smk.config["seed"],
+    smk.params.seed,
     len(twin.patients),
     len(twin.wai),
     len(twin.digital),

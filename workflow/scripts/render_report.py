@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-from alliance.runtime import isolate_caches, job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-isolate_caches(".", "render_report")
-log = job_logger(smk.log[0], "render_report")
+log = start_job(smk)
 
 from alliance.report import build_context, render
 
@@ -14,7 +13,7 @@ inputs = dict(smk.input.items())
 inputs["figures"] = {
     name.removeprefix("fig_"): path for name, path in inputs.items() if name.startswith("fig_")
 }
-context = build_context(inputs, smk.config, project_dir=Path(smk.input.template).parents[1])
+context = build_context(inputs, smk.params.config, project_dir=Path(smk.input.template).parents[1])
 html = render(context, Path(smk.input.template).parent)
 Path(smk.output.html).write_text(html, encoding="utf-8")
 log.info("report written to %s (%d kB)", smk.output.html, len(html) // 1024)

@@ -1,23 +1,39 @@
-"""Snakemake adapter: aim (c) estimand rows for both raters and the forest plot."""
+"""Snakemake adapter: aim (c) across raters and models: the contract rows (the pooled
+associations), the within/between table, the missing-predictor table and the forest plot."""
+
+from alliance.runtime import start_job
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(smk)
 
 import pandas as pd
 
-from alliance.figures import forest_figure
+from alliance.associations import association_data, missing_summary
+from alliance.design import RATERS
+from alliance.figures import forest_figure, save_figure
 from alliance.posterior_summary import contract_table
-from alliance.runtime import isolate_caches, job_logger
 
-smk = snakemake  # noqa: F821 (injected by Snakemake)
-isolate_caches(".", "summarise_associations")
-log = job_logger(smk.log[0], "summarise_associations")
-
-detail = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
+rows = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
+rows.to_csv(smk.output.within_between, index=False)
+detail = rows[(rows["model"] == "pooled") & (rows["estimand"] == "association")]
 detail.to_csv(smk.output.detail, index=False)
 contract_table(detail).to_csv(smk.output.estimands, index=False)
-detail["label"] = detail["rater"] + ": " + detail["term"]
-forest_figure(
-    detail,
-    "label",
-    "Digital arm: change in WAI per 1 SD of each predictor (posterior mean, 95% interval)",
-    rope=smk.config["summary"]["rope_wai"],
-).savefig(smk.output.forest, dpi=130, bbox_inches="tight")
+
+alliance, covariates = pd.read_csv(smk.input.alliance), pd.read_csv(smk.input.covariates)
+missing = [missing_summary(association_data(alliance, covariates, r)[0], r) for r in RATERS]
+pd.concat(missing, ignore_index=True).to_csv(smk.output.missing, index=False)
+
+title = (
+    "Digital arm: change in WAI per 1 SD of each predictor "
+    f"(posterior mean, {smk.params.ci_prob:.0%} interval)"
+)
+save_figure(
+    forest_figure(
+        detail.assign(label=detail["rater"] + ": " + detail["term"]),
+        "label",
+        title,
+        rope=smk.params.rope_wai,
+    ),
+    smk.output.forest,
+)
 log.info("aim (c) summaries written")

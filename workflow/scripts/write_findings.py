@@ -3,10 +3,10 @@
 import pandas as pd
 
 from alliance.findings import findings_csv, findings_table
-from alliance.runtime import job_logger
+from alliance.runtime import start_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = job_logger(smk.log[0], "findings")
+log = start_job(smk)
 
 detail = pd.read_csv(smk.input.detail, dtype={"month": str}, keep_default_na=False)
 table = findings_csv(findings_table(detail, smk.params.decision_prob))
