@@ -31,22 +31,13 @@ DEFAULT_SEEDS = (20250123, 1, 2, 3, 4)
 
 
 def fit_seconds(workspace: Path) -> dict[str, float]:
-    """Wall-clock seconds of each fit job, keyed by the model name its diagnostics table uses."""
-    root = workspace / "logs" / "benchmarks"
-    seconds = {}
-    for path in root.rglob("*.tsv"):
-        relative = path.relative_to(root).with_suffix("")
-        rule, job = relative.parts[0], "/".join(relative.parts[1:])
-        measured = float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
-        if rule == "fit_growth":
-            seconds[f"growth_{job}"] = measured
-        elif rule == "fit_agreement":
-            seconds["agreement"] = measured
-        elif rule == "fit_association":
-            seconds[f"association_{job}"] = measured
-        elif rule == "truth_and_bias":
-            seconds["truth_and_bias"] = measured
-    return seconds
+    """Wall-clock seconds of each fit job (``logs/benchmarks/fit/<family>/<name>.tsv``), keyed by
+    the model name its diagnostics table uses (``<family>_<name>``)."""
+    root = workspace / "logs" / "benchmarks" / "fit"
+    return {
+        f"{path.parent.name}_{path.stem}": float(pd.read_csv(path, sep="\t").iloc[-1]["s"])
+        for path in root.rglob("*.tsv")
+    }
 
 
 def seed_rows(workspace: Path, seed: int, run_seconds: float) -> list[dict]:
@@ -66,7 +57,7 @@ def seed_rows(workspace: Path, seed: int, run_seconds: float) -> list[dict]:
                     "passed": bool(group["passed"].astype(bool).all()),
                     "draws_per_chain": int(sampler.get("draws_per_chain", 0)),
                     "extensions": int(sampler.get("extensions", 0)),
-                    "fit_seconds": round(seconds.get(model.replace("/", "_"), float("nan")), 1),
+                    "fit_seconds": round(seconds.get(model, float("nan")), 1),
                     "run_seconds": round(run_seconds, 1),
                 }
             )
