@@ -118,6 +118,7 @@ def trajectory_band_figure(summary: pd.DataFrame, observed: pd.DataFrame, months
     fig, axes = plt.subplots(
         1, len(raters), figsize=(4.6 * len(raters), 3.6), sharey=True, squeeze=False
     )
+    mass = f"{float(summary['ci_prob'].iloc[0]):.0%}"
     for ax, rater in zip(axes[0], raters, strict=True):
         for arm, colour in ARM_COLOURS.items():
             rows = summary[(summary.rater == rater) & (summary.arm == arm)].sort_values("month")
@@ -133,7 +134,7 @@ def trajectory_band_figure(summary: pd.DataFrame, observed: pd.DataFrame, months
                 rows["mean"],
                 color=colour,
                 linewidth=2.5,
-                label=f"{arm} (posterior mean, 95% interval)",
+                label=f"{arm} (posterior mean, {mass} interval)",
             )
             seen = observed[(observed.rater == rater) & (observed.arm == arm)]
             ax.plot(
@@ -211,7 +212,10 @@ def prior_posterior_figure(detail: pd.DataFrame, min_contraction: float):
         ]
         ax.set_yticks(y, labels, fontsize=7)
         ax.axvline(0, color="black", linewidth=0.6)
-        ax.set_title(f"Aim ({aim}): prior interval (grey) and posterior interval", fontsize=9)
+        mass = f"{float(part['ci_prob'].iloc[0]):.0%}"
+        ax.set_title(
+            f"Aim ({aim}): {mass} prior interval (grey) and posterior interval", fontsize=9
+        )
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -304,7 +308,7 @@ def statistic_check_figure(table: pd.DataFrame, statistic: str, title: str):
         table["replicated_high"],
         color="#1b7f79",
         linewidth=3,
-        label="replicated (95%)",
+        label=f"replicated ({float(table['ci_prob'].iloc[0]):.0%} interval)",
     )
     ax.plot(table["observed"], y, "ko", label="observed")
     ax.set_yticks(y, [f"{row.arm}, month {row.month}" for row in table.itertuples()])

@@ -225,6 +225,7 @@ def predictive_check_row(
         "replicated_low": float(np.quantile(replicated, tail)),
         "replicated_high": float(np.quantile(replicated, 1 - tail)),
         "posterior_p": float(np.mean(replicated >= observed)),
+        "ci_prob": ci_prob,
     }
 
 

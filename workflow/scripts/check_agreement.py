@@ -29,7 +29,7 @@ sensitivity.to_csv(smk.output.sensitivity, index=False)
 
 check = correlation_check(idata, pairs, ci_prob)
 check.to_csv(smk.output.ppc_table, index=False)
-title = f"Posterior predictive check of the joint distribution ({ci_prob:.0%} intervals)"
+title = "Posterior predictive check of the joint distribution"
 save_figure(statistic_check_figure(check, "Patient-therapist Pearson r", title), smk.output.ppc)
 frequentist_agreement(pairs).to_csv(smk.output.frequentist, index=False)
 

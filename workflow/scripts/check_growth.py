@@ -33,7 +33,7 @@ observed, groups = observed_and_groups(idata)
 replicated = replicate_scores(idata, spec, upper)
 save_figure(ppc_density_figure(observed, replicated, groups, title), smk.output.ppc)
 save_figure(
-    ceiling_check_figure(ceiling, f"Ceiling check: {title} ({ci_prob:.0%} intervals)"),
+    ceiling_check_figure(ceiling, f"Ceiling check: {title}"),
     smk.output.ceiling_figure,
 )
 prior_scores = stacked_draws(idata["prior_predictive"][list(idata["prior_predictive"])[0]])
