@@ -444,3 +444,27 @@ def test_coefficients_are_reported_as_their_estimands_and_their_collinearity_mea
     expected = np.corrcoef(data["age"][10:], data["sus"][10:])[0, 1]
     assert row["observed_correlation"] == pytest.approx(expected)
     assert row["coefficient_correlation"] < -0.99
+
+
+def test_each_coefficient_row_carries_its_predictors_mean_and_sd():
+    from alliance.associations import with_predictor_scale
+
+    rows = pd.DataFrame(
+        {
+            "rater": ["patient", "patient", "therapist"],
+            "estimand": ["association", "no_communication", "association_within"],
+            "term": ["sus", "", "sus"],
+        }
+    )
+    scales = {
+        "patient": pd.DataFrame(
+            {"mean": [70.0], "sd": [15.0]}, index=pd.Index(["sus"], name="term")
+        ),
+        "therapist": pd.DataFrame(
+            {"mean": [60.0], "sd": [10.0]}, index=pd.Index(["sus"], name="term")
+        ),
+    }
+    table = with_predictor_scale(rows, scales)
+    assert list(table["predictor_mean"].iloc[[0, 2]]) == [70.0, 60.0]
+    assert list(table["predictor_sd"].iloc[[0, 2]]) == [15.0, 10.0]
+    assert table["predictor_sd"].iloc[1] != table["predictor_sd"].iloc[1]  # no term: empty

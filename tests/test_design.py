@@ -34,10 +34,6 @@ def test_arms_and_reference_arm():
     assert ARMS[0] == TREATMENT_ARM  # treatment first: categories, coordinates, tables
 
 
-def test_raters():
-    assert RATERS == ("patient", "therapist")
-
-
 def test_time_code_is_zero_at_first_one_at_last_and_linear_in_months():
     np.testing.assert_allclose(time_code([3, 6, 12], [3, 6, 12]), [0, 1 / 3, 1])
     np.testing.assert_allclose(time_code([12, 3, 3], [3, 6, 12]), [1, 0, 0])

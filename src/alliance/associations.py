@@ -328,3 +328,14 @@ def collinearity_table(data: pd.DataFrame, estimands: xr.Dataset, rater: str) ->
                 }
             )
     return pd.DataFrame(rows)
+
+
+def with_predictor_scale(rows: pd.DataFrame, scales: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Estimand rows with ``predictor_mean`` and ``predictor_sd``: the mean and SD (on the
+    analysis scale) of each row's predictor for its rater, so that a coefficient per 1 SD can be
+    read in the predictor's units (empty for rows without a term)."""
+    scale = pd.concat(
+        {rater: table for rater, table in scales.items()}, names=["rater"]
+    ).reset_index()
+    scale = scale.rename(columns={"mean": "predictor_mean", "sd": "predictor_sd"})
+    return rows.merge(scale, on=["rater", "term"], how="left")

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-DIAGNOSTIC_COLUMNS = ["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail", "passed"]
 
 
 def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
@@ -30,24 +29,6 @@ def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
 def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
     """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
     return variable_diagnostics(idata["posterior"], model_name, "parameter")
-
-
-def estimand_diagnostics(detail: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    """R-hat and ESS of every reported quantity (from a posterior_summary detail table)."""
-    label = detail["estimand"].astype(str)
-    for column in ("rater", "arm", "month", "term"):
-        values = detail[column].astype(str)
-        label = label.where(values == "", label + "[" + column + "=" + values + "]")
-    return pd.DataFrame(
-        {
-            "model": model_name,
-            "quantity": label,
-            "kind": "estimand",
-            "r_hat": detail["r_hat"].to_numpy(),
-            "ess_bulk": detail["ess_bulk"].to_numpy(),
-            "ess_tail": detail["ess_tail"].to_numpy(),
-        }
-    )
 
 
 def sampler_diagnostics(idata, model_name: str) -> pd.DataFrame:
@@ -89,16 +70,6 @@ def judge(table: pd.DataFrame, thresholds: Mapping) -> pd.DataFrame:
         passed = passed & ~(is_bfmi & (judged["value"] < thresholds["min_ebfmi"]))
     judged["passed"] = passed
     return judged
-
-
-def convergence_table(idata, detail: pd.DataFrame, model_name: str, thresholds: Mapping):
-    """Parameters, reported quantities and sampler checks of one model, each judged."""
-    parts = [
-        judge(parameter_diagnostics(idata, model_name), thresholds),
-        judge(estimand_diagnostics(detail, model_name), thresholds),
-        judge(sampler_diagnostics(idata, model_name), thresholds),
-    ]
-    return pd.concat(parts, ignore_index=True)
 
 
 def fit_checks(idata, quantities, model_name: str, thresholds: Mapping) -> pd.DataFrame:

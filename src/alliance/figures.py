@@ -35,8 +35,11 @@ def ppc_density_figure(
     title: str,
     n_lines: int = 40,
     seed: int = 0,
+    ceiling: float | None = 7,
+    xlabel: str = "WAI total",
 ):
-    """Observed density (black) over replicated densities, one panel per arm x month."""
+    """Observed density (black) over replicated densities, one panel per arm x month; the
+    scale's ``ceiling`` marked (None: not on the scale)."""
     arms = list(dict.fromkeys(groups["arm"]))
     months = sorted(groups["month"].unique())
     fig, axes = plt.subplots(
@@ -60,11 +63,12 @@ def ppc_density_figure(
                     linewidth=0.8,
                 )
             _density(ax, observed[cell], "black", linewidth=2)
-            ax.axvline(7, color="grey", linestyle=":", linewidth=1)
+            if ceiling is not None:
+                ax.axvline(ceiling, color="grey", linestyle=":", linewidth=1)
             ax.set_title(f"{arm}, month {month} (n={cell.sum()})", fontsize=9)
             ax.set_yticks([])
     for ax in axes[-1]:
-        ax.set_xlabel("WAI total")
+        ax.set_xlabel(xlabel)
     fig.suptitle(
         title + "\nblack: observed; coloured: posterior predictive replicates", fontsize=10
     )
@@ -79,7 +83,11 @@ def ceiling_check_figure(table: pd.DataFrame, title: str):
 
 
 def prior_predictive_figure(
-    prior_scores: np.ndarray, observed: np.ndarray, title: str, scale: tuple | None = (1, 7)
+    prior_scores: np.ndarray,
+    observed: np.ndarray,
+    title: str,
+    scale: tuple | None = (1, 7),
+    xlabel: str = "WAI total",
 ):
     """Distribution of prior predictive WAI totals, with the scale's range marked (``scale``;
     None for a quantity that is not on the scale, such as a centred rating)."""
@@ -104,7 +112,7 @@ def prior_predictive_figure(
         share = np.mean((values >= low) & (values <= high))
         title = f"{title}\n{share:.0%} of prior predictive scores fall on the {low}-{high} scale"
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("WAI total")
+    ax.set_xlabel(xlabel)
     ax.set_yticks([])
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()

@@ -64,3 +64,16 @@ def model_checks(idata, model_name: str, checks: Mapping, log) -> tuple[pd.DataF
     sensitivity = prior_sensitivity(idata, estimands, model_name, checks["sensitivity_threshold"])
     identified = identification_table(estimands, idata["prior_estimands"].to_dataset())
     return diagnostics, mark_unidentified(sensitivity, identified, checks["min_contraction"])
+
+
+def check_model(fit_path, diagnostics_path, sensitivity_path, checks: Mapping, log):
+    """The common part of every check job: load the fit, write its convergence and
+    prior-sensitivity tables (:func:`model_checks`); return the fit and the convergence table
+    (for :func:`alliance.diagnostics.stop_if_strict` once the job's other outputs are written)."""
+    from alliance.sampling import load_fit
+
+    idata = load_fit(fit_path)
+    diagnostics, sensitivity = model_checks(idata, idata.attrs["label"], checks, log)
+    diagnostics.to_csv(diagnostics_path, index=False)
+    sensitivity.to_csv(sensitivity_path, index=False)
+    return idata, diagnostics

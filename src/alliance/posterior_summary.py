@@ -149,7 +149,8 @@ def as_terms(draws: xr.DataArray) -> xr.DataArray:
 def summarise_fit(idata, summary: Mapping) -> pd.DataFrame:
     """The estimand rows of one fit: every quantity of its ``estimands`` group summarised with
     its prior (``prior_estimands``), labelled with the fit's ``aim``, ``rater`` (if one) and
-    ``model`` attributes (alliance.sampling.label_fit). ``summary``: ``ci_prob`` and the ROPEs."""
+    ``model`` attributes (set by alliance.sampling.save_fit). ``summary``: ``ci_prob`` and the
+    ROPEs."""
     attrs = idata.attrs
     labels = {"aim": attrs["aim"], **({"rater": attrs["rater"]} if attrs.get("rater") else {})}
     estimands = idata["estimands"].to_dataset()

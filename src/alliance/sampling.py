@@ -217,6 +217,7 @@ def sample_until_converged(sample, checks, sampling: Mapping, log=None):
 def fit_with_safety_net(
     model,
     estimands_of,
+    prior,
     sampling: Mapping,
     convergence: Mapping,
     seed,
@@ -225,19 +226,24 @@ def fit_with_safety_net(
     cores: int = 1,
     predicted=(),
 ):
-    """Fit a model the way every fit job does: sample through the safety net
-    (:func:`sample_until_converged`), judged on every parameter, every reported quantity and the
-    sampler; then add the log prior (prior sensitivity) and posterior predictive draws.
+    """Fit a model the way every fit job does, into the tree its NetCDF file holds.
+
+    Samples through the safety net (:func:`sample_until_converged`), judged on every parameter,
+    every reported quantity and the sampler; adds the log prior (prior sensitivity), posterior
+    predictive draws, the prior draws (``prior``: of :func:`sample_bambi_prior` or
+    :func:`sample_pymc_prior`) and the reported quantities from the posterior (group
+    ``estimands``) and from the prior alone (``prior_estimands``).
 
     ``model``: a built Bambi model (its response is replicated) or a PyMC model (``predicted``:
-    the observed variables to replicate). ``estimands_of(fit)``: the reported quantities' draws
-    of a fit (a mapping or dataset). ``seed(*step)``: the job's seed of a step
-    (:func:`alliance.seeds.job_seed`). ``label``: the model's name in the convergence table.
+    the observed variables to replicate). ``estimands_of(tree)``: the dataset of reported
+    quantities computed from a tree's ``posterior`` group. ``seed(*step)``: the job's seed of a
+    step (:func:`alliance.seeds.job_seeds`). ``label``: the model's name in the convergence table.
     """
     from alliance.diagnostics import fit_checks
     from alliance.sensitivity import add_log_prior
 
     is_bambi = hasattr(model, "backend")
+    judged = {}  # the last attempt's reported quantities, computed once
 
     def sample(settings, attempt):
         extension = (attempt,) if attempt else ()
@@ -255,7 +261,8 @@ def fit_with_safety_net(
         )
 
     def checks(fit):
-        return fit_checks(fit, estimands_of(fit), label, convergence)
+        judged["estimands"] = estimands_of(fit)
+        return fit_checks(fit, judged["estimands"], label, convergence)
 
     idata = sample_until_converged(sample, checks, sampling, log)
     add_log_prior(idata, model.backend.model if is_bambi else model)
@@ -263,6 +270,11 @@ def fit_with_safety_net(
         idata["posterior_predictive"] = posterior_predictive(
             model, idata["posterior"].to_dataset(), seed("ppc"), var_names=list(predicted)
         )
+    for group in ("prior", "prior_predictive"):
+        if group in prior:
+            idata[group] = prior[group]
+    idata["estimands"] = judged["estimands"]
+    idata["prior_estimands"] = estimands_of(prior_as_posterior(prior))
     return idata
 
 

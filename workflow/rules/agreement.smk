@@ -19,13 +19,7 @@ rule fit_agreement:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
-        priors=config["agreement"]["priors"],
-        instrument=config["instrument"],
-        sampling=model_sampling(config, "agreement"),
-        # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE,
-        prior_draws=PRIOR_DRAWS,
-        seed=SEED,
+        **fit_params("agreement"),
     script:
         "../scripts/fit_agreement.py"
 
@@ -84,13 +78,7 @@ rule fit_truth_and_bias:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
-        priors=config["truth_and_bias"]["priors"],
-        instrument=config["instrument"],
-        sampling=model_sampling(config, "truth_and_bias"),
-        # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE,
-        prior_draws=PRIOR_DRAWS,
-        seed=SEED,
+        **fit_params("truth_and_bias"),
     script:
         "../scripts/fit_truth_and_bias.py"
 

@@ -23,13 +23,7 @@ rule fit_association:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
-        priors=config["association"]["priors"],
-        instrument=config["instrument"],
-        sampling=model_sampling(config, "association"),
-        # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE,
-        prior_draws=PRIOR_DRAWS,
-        seed=SEED,
+        **fit_params("association"),
     script:
         "../scripts/fit_association.py"
 
@@ -80,6 +74,7 @@ rule check_association:
     conda:
         CONDA_ENV
     params:
+        scale=RESPONSE_SCALE,
         checks=CHECKS,
     script:
         "../scripts/check_association.py"

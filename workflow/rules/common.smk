@@ -97,6 +97,22 @@ SUMMARY = {
     key: config["summary"][key] for key in ("ci_prob", "rope_wai", "rope_correlation")
 }
 PRIOR_DRAWS = config["predictive"]["prior_draws"]
+# The response scale (lowest and highest answer), marked in the predictive-check figures.
+RESPONSE_SCALE = [config["instrument"][key] for key in ("response_min", "response_max")]
+
+
+def fit_params(section):
+    """The params every fit job reads: its family's priors (config section ``section``), the
+    instrument, its MCMC size, the convergence checks of its safety net, the prior draws and the
+    master seed."""
+    return dict(
+        priors=config[section]["priors"],
+        instrument=config["instrument"],
+        sampling=model_sampling(config, section),
+        convergence=CONVERGENCE,
+        prior_draws=PRIOR_DRAWS,
+        seed=SEED,
+    )
 
 
 def uses_synthetic_twin():

@@ -29,6 +29,21 @@ rule estimands:
         detail_a=rules.summarise_growth.output.detail,
         detail_b=rules.summarise_agreement.output.detail,
         detail_c=rules.summarise_associations.output.detail,
+        # Not read: with diagnostics.strict, a model that fails its checks stops the run before
+        # its estimand rows reach the contract's table.
+        checks=[
+            *expand(
+                model_result("growth", "{name}", "diagnostics.csv"), name=GROWTH_NAMES
+            ),
+            *expand(
+                model_result("agreement", "{name}", "diagnostics.csv"),
+                name=AGREEMENT_NAMES,
+            ),
+            *expand(
+                model_result("association", "{name}", "diagnostics.csv"),
+                name=ASSOCIATION_NAMES,
+            ),
+        ],
     output:
         estimands=report(
             "results/tables/estimands.csv",

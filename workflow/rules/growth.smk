@@ -20,14 +20,8 @@ rule fit_growth:
     # side finish sooner than one fit with two sampling threads.
     threads: 1
     params:
+        **fit_params("growth"),
         spec=growth_model_spec,
-        priors=config["growth"]["priors"],
-        instrument=config["instrument"],
-        sampling=model_sampling(config, "growth"),
-        # The safety net refits a fit that fails these (alliance.sampling).
-        convergence=CONVERGENCE,
-        prior_draws=PRIOR_DRAWS,
-        seed=SEED,
     script:
         "../scripts/fit_growth.py"
 
@@ -76,7 +70,7 @@ rule check_growth:
         CONDA_ENV
     params:
         spec=growth_model_spec,
-        response_max=config["instrument"]["response_max"],
+        scale=RESPONSE_SCALE,
         ci_prob=SUMMARY["ci_prob"],
         checks=CHECKS,
     script:

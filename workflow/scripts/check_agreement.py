@@ -17,15 +17,13 @@ from alliance.figures import (
     save_figure,
     statistic_check_figure,
 )
-from alliance.model_checks import model_checks
-from alliance.sampling import load_fit
+from alliance.model_checks import check_model
 
 ci_prob = smk.params.ci_prob
 pairs = agreement_data(pd.read_csv(smk.input.alliance), smk.params.instrument)
-idata = load_fit(smk.input.fit)
-diagnostics, sensitivity = model_checks(idata, idata.attrs["label"], smk.params.checks, log)
-diagnostics.to_csv(smk.output.diagnostics, index=False)
-sensitivity.to_csv(smk.output.sensitivity, index=False)
+idata, diagnostics = check_model(
+    smk.input.fit, smk.output.diagnostics, smk.output.sensitivity, smk.params.checks, log
+)
 
 check = correlation_check(idata, pairs, ci_prob)
 check.to_csv(smk.output.ppc_table, index=False)

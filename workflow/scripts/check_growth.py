@@ -14,31 +14,30 @@ from alliance.figures import (
     save_figure,
 )
 from alliance.growth import ceiling_check, observed_and_groups, replicate_scores, sd_check
-from alliance.model_checks import model_checks
-from alliance.sampling import load_fit, stacked_draws
+from alliance.model_checks import check_model
+from alliance.sampling import stacked_draws
 
-spec, upper, ci_prob = smk.params.spec, smk.params.response_max, smk.params.ci_prob
-idata = load_fit(smk.input.fit)
-diagnostics, sensitivity = model_checks(idata, idata.attrs["label"], smk.params.checks, log)
-diagnostics.to_csv(smk.output.diagnostics, index=False)
-sensitivity.to_csv(smk.output.sensitivity, index=False)
-
-labels = {"rater": smk.wildcards.rater, "model": smk.wildcards.model}
-ceiling = ceiling_check(idata, spec, upper, ci_prob).assign(**labels)
-ceiling.to_csv(smk.output.ceiling, index=False)
-sd_check(idata, spec, upper, ci_prob).assign(**labels).to_csv(smk.output.sd_check, index=False)
+spec, scale, ci_prob = smk.params.spec, tuple(smk.params.scale), smk.params.ci_prob
+upper = scale[1]
+idata, diagnostics = check_model(
+    smk.input.fit, smk.output.diagnostics, smk.output.sensitivity, smk.params.checks, log
+)
+for check, path in ((ceiling_check, smk.output.ceiling), (sd_check, smk.output.sd_check)):
+    table = check(idata, spec, upper, ci_prob)
+    table.insert(0, "model", smk.wildcards.model)
+    table.insert(0, "rater", smk.wildcards.rater)
+    table.to_csv(path, index=False)
+    if check is ceiling_check:
+        ceiling = table
 
 title = f"{smk.wildcards.rater.capitalize()} rating, model '{smk.wildcards.model}'"
 observed, groups = observed_and_groups(idata)
 replicated = replicate_scores(idata, spec, upper)
-save_figure(ppc_density_figure(observed, replicated, groups, title), smk.output.ppc)
-save_figure(
-    ceiling_check_figure(ceiling, f"Ceiling check: {title}"),
-    smk.output.ceiling_figure,
-)
+save_figure(ppc_density_figure(observed, replicated, groups, title, ceiling=upper), smk.output.ppc)
+save_figure(ceiling_check_figure(ceiling, f"Ceiling check: {title}"), smk.output.ceiling_figure)
 prior_scores = stacked_draws(idata["prior_predictive"][list(idata["prior_predictive"])[0]])
 save_figure(
-    prior_predictive_figure(prior_scores, observed, f"Prior predictive check: {title}"),
+    prior_predictive_figure(prior_scores, observed, f"Prior predictive check: {title}", scale),
     smk.output.prior_check,
 )
 stop_if_strict(diagnostics, smk.params.checks["strict"], log)

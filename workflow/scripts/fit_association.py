@@ -47,14 +47,14 @@ model = build_association_model(
     list(smk.params.instrument["months"]),
     decomposition=variant == "within_between",
 )
-# Only the outcome (for the prior predictive check; the predictors it rests on are drawn from
-# their prior too) and the coefficients (prior-to-posterior contraction) are kept.
-prior = sample_pymc_prior(
-    model, smk.params.prior_draws, seed("prior"), var_names=prior_variables(model)
-)
 idata = fit_with_safety_net(
     model,
     lambda fit: association_estimands(fit["posterior"].to_dataset()),
+    # Only the outcome (for the prior predictive check; the predictors it rests on are drawn from
+    # their prior too) and the coefficients (prior-to-posterior contraction) are drawn.
+    sample_pymc_prior(
+        model, smk.params.prior_draws, seed("prior"), var_names=prior_variables(model)
+    ),
     smk.params.sampling,
     smk.params.convergence,
     seed,
@@ -63,10 +63,6 @@ idata = fit_with_safety_net(
     cores=smk.threads,
     predicted=["wai"],
 )
-idata["prior"] = prior["prior"]
-idata["prior_predictive"] = prior["prior_predictive"]
-idata["estimands"] = association_estimands(idata["posterior"].to_dataset())
-idata["prior_estimands"] = association_estimands(prior["prior"].to_dataset())
 labels = {"aim": "c", "model": variant, "rater": rater, "label": f"association_{rater}_{variant}"}
 save_fit(idata, smk.output.fit, labels)
 log.info("saved %s", smk.output.fit)

@@ -21,18 +21,17 @@ from alliance.agreement import (
     truth_and_bias_estimands,
 )
 from alliance.growth import attach_groups
-from alliance.sampling import fit_with_safety_net, prior_as_posterior, sample_bambi_prior, save_fit
+from alliance.sampling import fit_with_safety_net, sample_bambi_prior, save_fit
 from alliance.seeds import job_seeds
 
 seed = job_seeds(smk.params.seed, smk.rule, smk.wildcards)
-
 data = truth_and_bias_data(agreement_data(pd.read_csv(smk.input.alliance), smk.params.instrument))
 model = build_truth_and_bias_model(data, smk.params.priors)
 log.info("fitting the truth-and-bias model on %d complete pairs: %s", len(data), model)
-prior = sample_bambi_prior(model, smk.params.prior_draws, seed("prior"))
 idata = fit_with_safety_net(
     model,
     truth_and_bias_estimands,
+    sample_bambi_prior(model, smk.params.prior_draws, seed("prior")),
     smk.params.sampling,
     smk.params.convergence,
     seed,
@@ -40,10 +39,6 @@ idata = fit_with_safety_net(
     log,
     cores=smk.threads,
 )
-idata["prior"] = prior["prior"]
-idata["prior_predictive"] = prior["prior_predictive"]
-idata["estimands"] = truth_and_bias_estimands(idata)
-idata["prior_estimands"] = truth_and_bias_estimands(prior_as_posterior(prior))
 attach_groups(idata, data)
 labels = {"aim": "b", "model": "truth_and_bias", "label": "agreement_truth_and_bias"}
 save_fit(idata, smk.output.fit, labels)

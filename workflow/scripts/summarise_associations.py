@@ -8,20 +8,26 @@ log = start_job(smk)
 
 import pandas as pd
 
-from alliance.associations import association_data, missing_summary
+from alliance.associations import association_data, missing_summary, with_predictor_scale
 from alliance.design import RATERS
 from alliance.figures import forest_figure, save_figure
 from alliance.posterior_summary import contract_table
 
-rows = pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True)
+alliance, covariates = pd.read_csv(smk.input.alliance), pd.read_csv(smk.input.covariates)
+data = {rater: association_data(alliance, covariates, rater) for rater in RATERS}
+pd.concat(
+    [missing_summary(table, rater) for rater, (table, _) in data.items()], ignore_index=True
+).to_csv(smk.output.missing, index=False)
+
+# Each coefficient beside the mean and SD of its predictor (the "1 SD" it is per).
+rows = with_predictor_scale(
+    pd.concat([pd.read_csv(path) for path in smk.input.estimands], ignore_index=True),
+    {rater: scale for rater, (_, scale) in data.items()},
+)
 rows.to_csv(smk.output.within_between, index=False)
 detail = rows[(rows["model"] == "pooled") & (rows["estimand"] == "association")]
 detail.to_csv(smk.output.detail, index=False)
 contract_table(detail).to_csv(smk.output.estimands, index=False)
-
-alliance, covariates = pd.read_csv(smk.input.alliance), pd.read_csv(smk.input.covariates)
-missing = [missing_summary(association_data(alliance, covariates, r)[0], r) for r in RATERS]
-pd.concat(missing, ignore_index=True).to_csv(smk.output.missing, index=False)
 
 title = (
     "Digital arm: change in WAI per 1 SD of each predictor "
