@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 
-
 def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
     """R-hat and bulk and tail ESS of every element of every variable of a dataset of draws."""
     import arviz as az
