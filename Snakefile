@@ -25,6 +25,7 @@ include: "workflow/rules/agreement.smk"
 include: "workflow/rules/association.smk"
 include: "workflow/rules/estimands.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/validation.smk"
 
 
 rule all:
@@ -43,3 +44,9 @@ rule all:
         rules.summarise_associations.output,
         rules.estimands.output,
         rules.findings.output,
+
+
+# The simulation study, not part of the default run: `snakemake --cores 4 validation`.
+rule validation:
+    input:
+        rules.summarise_validation.output,

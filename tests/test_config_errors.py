@@ -328,3 +328,16 @@ def test_a_valid_config_still_runs(tmp_path):
     result = run_snakemake(make_workspace(tmp_path), "-n", timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Configuration error" not in result.stdout + result.stderr
+
+
+def test_a_config_file_in_another_key_order_changes_no_params():
+    """Keys merged from a --configfile come back in the project config's order (Snakemake
+    compares params key order included), nested keys too; keys the project lacks keep theirs."""
+    from alliance.config_checks import in_reference_order
+
+    reference = {"sampling": {"chains": 4, "draws": 1000, "tune": 500}, "seed": 1}
+    merged = {"seed": 2, "sampling": {"tune": 300, "new": 1, "draws": 200, "chains": 2}}
+    ordered = in_reference_order(merged, reference)
+    assert ordered == merged
+    assert list(ordered) == ["sampling", "seed"]
+    assert list(ordered["sampling"]) == ["chains", "draws", "tune", "new"]

@@ -203,3 +203,63 @@ def _written(twin):
     folder = tempfile.mkdtemp(prefix="edge_twin_")
     write_input_files(twin, folder)
     return folder
+
+
+def _dropout_by_rating(config, mechanism: str, strength: float, seed: int = 5):
+    """Per patient: missing at month 12 (monotone dropout), the month-3 and month-12 own ratings
+    of the complete trial, and the share missing by month 12."""
+    from alliance.seeds import rng_for
+    from alliance.twin import apply_missingness, patient_totals, simulate_trial
+
+    twin = {
+        **config["synthetic_twin"],
+        "dropout_pattern": "monotone",
+        "dropout_mechanism": mechanism,
+        "dropout_strength": strength,
+        "missing_rater": {"patient": 0.0, "therapist": 0.0},
+        "missing_item": 0.0,
+        "share_missing_as_empty_row": 0.0,
+    }
+    complete = simulate_trial(
+        twin, config["instrument"], 2000, ["c1", "c2"], [0.5, 0.5], rng_for(seed, "trial")
+    )
+    observed = apply_missingness(complete, twin, rng_for(seed, "missing"), config["instrument"])
+    totals = patient_totals(complete, config["instrument"]).unstack("month")
+    held = observed.wai[observed.wai["rater"] == "patient"]
+    seen_12 = set(held.loc[held["month"] == 12, "patient_id"])
+    totals["missing_12"] = ~totals.index.isin(seen_12)
+    return totals
+
+
+def test_dropout_at_random_follows_the_previous_rating_and_not_at_random_the_current(config):
+    """MCAR: who is missing at month 12 does not depend on the ratings. MAR: patients with a
+    weak month-6 rating drop out more, and given it, the month-12 rating adds nothing. MNAR:
+    dropout follows the unobserved month-12 rating itself. The share missing stays near the
+    configured one (40% digital, 30% PTAU by month 12)."""
+    import statsmodels.formula.api as smf
+
+    def fitted(mechanism):
+        totals = _dropout_by_rating(config, mechanism, 1.5).rename(columns={6: "m6", 12: "m12"})
+        totals["missing"] = totals["missing_12"].astype(float)
+        fit = smf.logit("missing ~ m6 + m12", data=totals).fit(disp=0)
+        return totals["missing"].mean(), fit.params, fit.bse
+
+    share, params, se = fitted("mcar")
+    assert 0.28 < share < 0.42
+    assert abs(params["m6"]) < 3 * se["m6"] and abs(params["m12"]) < 3 * se["m12"]
+    share, params, se = fitted("mar")
+    assert 0.25 < share < 0.45
+    assert params["m6"] < -5 * se["m6"] and abs(params["m12"]) < 3 * se["m12"]
+    share, params, se = fitted("mnar")
+    assert 0.25 < share < 0.45
+    assert params["m12"] < -5 * se["m12"]
+
+
+def test_the_calibrated_twin_does_not_change_with_the_dropout_settings(config, tmp_path):
+    """Completely at random is the default and draws nothing more: the files are the same bytes
+    whatever dropout_strength says."""
+    other = {**config, "synthetic_twin": {**config["synthetic_twin"], "dropout_strength": 2.0}}
+    write_input_files(generate_twin(config, seed=3), tmp_path / "a")
+    write_input_files(generate_twin(other, seed=3), tmp_path / "b")
+    for file in ("patients.csv", "wai.csv", "digital.csv"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()

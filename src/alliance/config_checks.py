@@ -145,6 +145,26 @@ def read_nested_command_line_values(config: dict[str, Any], schema: Mapping[str,
             container[last] = yaml.safe_load(error.instance)
 
 
+def in_reference_order(value: Any, reference: Any) -> Any:
+    """``value`` with the keys of every mapping in the order of ``reference`` (the project's
+    config file), keys it lacks after them in their own order.
+
+    Snakemake compares a job's params with those of its last run as written, key order
+    included, and a config file merged over the project's brings its own key order: without
+    this, a file that lists ``sampling: {tune, draws}`` rather than ``{draws, tune}`` would
+    rerun every fit although no value changed.
+    """
+    if isinstance(value, Mapping):
+        ordered = isinstance(reference, Mapping)
+        keys = [key for key in reference if key in value] if ordered else []
+        keys += [key for key in value if key not in keys]
+        return {
+            key: in_reference_order(value[key], reference.get(key) if ordered else None)
+            for key in keys
+        }
+    return value
+
+
 def schema_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     """Every breach of the JSON schema, one line each, ordered by key (empty when valid)."""
     from jsonschema import Draft202012Validator
@@ -274,12 +294,41 @@ def raw_data_dir_problem(raw_data_dir: str | None, base: str | Path = ".") -> st
     return None
 
 
-def startup_problems(config: Mapping[str, Any], base: str | Path = ".") -> list[str]:
-    """The problems a valid-by-schema config can still have: names and paths that do not exist."""
+def validation_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Each validation scenario's twin (its changes merged over ``synthetic_twin``) must be a
+    valid ``synthetic_twin``, and ``validation.run`` must name configured scenarios."""
+    from alliance.settings import deep_update
+
+    validation = config.get("validation") or {}
+    scenarios = validation.get("scenarios") or {}
+    problems = [
+        f"validation.run: unknown scenario {name!r}; configured: {listing(scenarios) or 'none'}"
+        for name in validation.get("run") or []
+        if name not in scenarios
+    ]
+    twin_schema = {
+        **schema,
+        "properties": {"synthetic_twin": schema["properties"]["synthetic_twin"]},
+        "required": ["synthetic_twin"],
+        "additionalProperties": True,
+    }
+    for name, scenario in scenarios.items():
+        merged = deep_update(dict(config["synthetic_twin"]), scenario.get("twin") or {})
+        for problem in schema_problems({"synthetic_twin": merged}, twin_schema):
+            problems.append(f"validation.scenarios.{name}.twin: {problem}")
+    return problems
+
+
+def startup_problems(
+    config: Mapping[str, Any], base: str | Path = ".", schema: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The problems a valid-by-schema config can still have: names and paths that do not exist,
+    and (with ``schema``) validation scenarios whose twin is not a valid twin."""
     problems = [
         reported_model_problem(config["growth"]),
         residual_sd_problem(config["growth"]),
         sampler_problem(config["sampling"]["sampler"]),
         raw_data_dir_problem(config.get("raw_data_dir"), base),
+        *(validation_problems(config, schema) if schema is not None else []),
     ]
     return [problem for problem in problems if problem]

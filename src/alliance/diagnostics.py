@@ -7,6 +7,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+#: The convergence checks every fit must pass before it is saved (config ``diagnostics``).
+CONVERGENCE_KEYS = ("max_rhat", "min_ess", "max_divergences", "min_ebfmi")
+
+
+def convergence_settings(diagnostics: Mapping) -> dict:
+    """The convergence thresholds of the config's ``diagnostics`` section."""
+    return {key: diagnostics[key] for key in CONVERGENCE_KEYS}
+
 
 def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
     """R-hat and bulk and tail ESS of every element of every variable of a dataset of draws."""

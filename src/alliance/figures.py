@@ -346,3 +346,25 @@ def prior_quantities_figure(prior_estimands, names: list[str], title: str):
 def save_figure(fig, path, dpi: int = 120) -> None:
     """Write a figure as PNG, trimmed to its content."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def coverage_figure(summary: pd.DataFrame, nominal: float):
+    """Coverage of the credible intervals per scenario (rows) and aim (markers), with two Monte
+    Carlo standard errors, against the nominal mass (``summary``: scenario, aim, coverage,
+    coverage_mcse)."""
+    scenarios = list(dict.fromkeys(summary["scenario"]))
+    aims = sorted(summary["aim"].unique())
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(scenarios) + 1.2))
+    for offset, aim in zip(np.linspace(-0.2, 0.2, len(aims)), aims, strict=True):
+        rows = summary[summary["aim"] == aim].set_index("scenario").reindex(scenarios)
+        y = np.arange(len(scenarios)) + offset
+        ax.errorbar(
+            rows["coverage"], y, xerr=2 * rows["coverage_mcse"], fmt="o", label=f"aim ({aim})"
+        )
+    ax.axvline(nominal, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(scenarios)), scenarios)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"share of {nominal:.0%} intervals covering the truth (± 2 MCSE)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -308,8 +308,9 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     }
 
 
-def render(context: Mapping, template_dir: str | Path) -> str:
-    """The report's HTML from ``report.html.j2`` in ``template_dir``."""
+def render(context: Mapping, template_dir: str | Path, template: str = "report.html.j2") -> str:
+    """A report's HTML from ``template`` (the reanalysis report by default) in
+    ``template_dir``."""
     import jinja2
 
     environment = jinja2.Environment(
@@ -322,4 +323,4 @@ def render(context: Mapping, template_dir: str | Path) -> str:
     )
     environment.filters["pct"] = lambda value: f"{float(value):.0%}"
     environment.filters["pct1"] = lambda value: f"{float(value):.1%}"
-    return environment.get_template("report.html.j2").render(**context)
+    return environment.get_template(template).render(**context)

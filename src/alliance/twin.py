@@ -264,9 +264,16 @@ def association_predictors(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.
 
 
 def apply_missingness(
-    trial: SimulatedTrial, twin: Mapping, rng: np.random.Generator
+    trial: SimulatedTrial,
+    twin: Mapping,
+    rng: np.random.Generator,
+    instrument: Mapping | None = None,
 ) -> SimulatedTrial:
-    """Missing assessments (growing over follow-up), missing forms, answers and covariates."""
+    """Missing assessments (growing over follow-up), missing forms, answers and covariates.
+
+    Assessments are missing completely at random by default; ``twin["dropout_mechanism"]``
+    ``mar`` or ``mnar`` makes them depend on the patient's own ratings
+    (:func:`dropout_log_odds_shift`; needs ``instrument`` to score them)."""
     patients, wai, digital = trial.patients, trial.wai.copy(), trial.digital.copy()
     arm_of = dict(zip(patients.patient_id, patients.arm, strict=True))
     items = [column for column in wai.columns if column.startswith("item_")]
@@ -279,9 +286,18 @@ def apply_missingness(
             for pid, month in visits.itertuples(index=False)
         ]
     )
-    visits["missing"] = rng.random(len(visits)) < p_missing
+    mechanism = twin.get("dropout_mechanism", "mcar")
+    shift = None
+    if mechanism != "mcar":  # the calibrated (completely at random) twin draws nothing more
+        shift = dropout_log_odds_shift(
+            visits,
+            patient_totals(trial, instrument),
+            mechanism,
+            twin.get("dropout_strength", 0.0),
+        )
+    visits["missing"] = rng.random(len(visits)) < _shifted(p_missing, shift)
     if twin.get("dropout_pattern", "intermittent") == "monotone":
-        visits["missing"] = _monotone_missing(visits, p_missing, rng)
+        visits["missing"] = _monotone_missing(visits, p_missing, rng, shift)
     single = _chosen(
         rng, np.ones(len(patients), dtype=bool), twin.get("share_single_assessment", 0)
     )
@@ -318,21 +334,86 @@ def apply_missingness(
     )
 
 
-def _monotone_missing(visits: pd.DataFrame, p_missing: np.ndarray, rng) -> np.ndarray:
+def patient_totals(trial: SimulatedTrial, instrument: Mapping) -> pd.Series:
+    """Each patient's own (patient-rated) WAI total per month of the complete trial, indexed by
+    (patient_id, month): what a dropout mechanism may depend on."""
+    own = trial.wai[trial.wai["rater"] == "patient"]
+    totals = score_wai(own, WaiInstrument.from_config(instrument))["wai_total"].to_numpy()
+    return pd.Series(totals, index=pd.MultiIndex.from_frame(own[["patient_id", "month"]]))
+
+
+def dropout_log_odds_shift(
+    visits: pd.DataFrame, totals: pd.Series, mechanism: str, strength: float
+) -> np.ndarray:
+    """The shift of each visit's log-odds of being missing under a dropout mechanism.
+
+    ``mar`` (at random): ``-strength`` per point of the patient's own rating at the previous
+    month above that month's mean (no shift at the first month, which has no previous rating);
+    ``mnar`` (not at random): the same on the rating of the visit itself, which goes unobserved
+    when it is missing. Centring on the month's mean keeps the share missing near the configured
+    one; with ``strength`` > 0 patients with weak alliance drop out more.
+    """
+    if mechanism not in ("mar", "mnar"):
+        raise ValueError(f"unknown dropout mechanism {mechanism!r}; choose mcar, mar or mnar")
+    frame = visits[["patient_id", "month"]].copy()
+    frame["total"] = totals.reindex(pd.MultiIndex.from_frame(frame)).to_numpy()
+    if mechanism == "mar":
+        frame = frame.sort_values(["patient_id", "month"])
+        frame["total"] = frame.groupby("patient_id")["total"].shift(1)
+        frame = frame.sort_index()
+    centred = frame["total"] - frame.groupby("month")["total"].transform("mean")
+    return (-float(strength) * centred.fillna(0.0)).to_numpy()
+
+
+def _shifted(probability: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
+    """``probability`` with its log-odds moved by ``shift`` and then, among the rows that share a
+    probability (an arm and month), by the constant that keeps their mean probability what it
+    was: a dropout mechanism changes who is missing, not how many."""
+    from scipy.optimize import brentq
+    from scipy.special import expit, logit
+
+    p = np.asarray(probability, dtype=float)
+    if shift is None:
+        return p
+    shifted = p.copy()
+    for value in np.unique(p):
+        rows = p == value
+        if not 0 < value < 1:
+            continue
+
+        def excess(constant, rows=rows, value=value):
+            return expit(logit(value) + shift[rows] + constant).mean() - value
+
+        constant = brentq(excess, -50, 50)
+        shifted[rows] = expit(logit(value) + shift[rows] + constant)
+    return shifted
+
+
+def _monotone_missing(
+    visits: pd.DataFrame, p_missing: np.ndarray, rng, shift: np.ndarray | None = None
+) -> np.ndarray:
     """Dropout: a patient missing at one month is missing at every later month, and the share
     missing by each month is ``p_missing`` (the hazard of dropping out at a month is the rise in
-    that share over the surviving patients)."""
+    that share over the surviving patients). ``shift``: each visit's log-odds shift of the hazard
+    (:func:`dropout_log_odds_shift`), for dropout that depends on the ratings."""
     order = visits.sort_values(["patient_id", "month"]).index
-    missing = np.zeros(len(visits), dtype=bool)
-    previous_id, previous_p, gone = None, 0.0, False
+    hazard = np.zeros(len(visits))
+    previous_id, previous_p = None, 0.0
     for row in order:
         patient, p = visits.at[row, "patient_id"], float(p_missing[row])
         if patient != previous_id:
-            previous_id, previous_p, gone = patient, 0.0, False
-        hazard = max(0.0, p - previous_p) / max(1e-12, 1.0 - previous_p)
-        gone = gone or rng.random() < hazard
-        missing[row] = gone
+            previous_id, previous_p = patient, 0.0
+        hazard[row] = max(0.0, p - previous_p) / max(1e-12, 1.0 - previous_p)
         previous_p = max(previous_p, p)
+    hazard = _shifted(hazard, shift)
+    missing = np.zeros(len(visits), dtype=bool)
+    previous_id, gone = None, False
+    for row in order:
+        patient = visits.at[row, "patient_id"]
+        if patient != previous_id:
+            previous_id, gone = patient, False
+        gone = gone or rng.random() < hazard[row]
+        missing[row] = gone
     return missing
 
 
@@ -447,22 +528,30 @@ def population_slopes(data: pd.DataFrame, terms: list[str], months: list[int]) -
     return coef[: len(terms)]
 
 
-def generate_twin(config: Mapping, seed: int | None = None) -> Twin:
-    """The twin's input files and true estimands for the config's ``synthetic_twin`` and seed."""
+def simulate_observed(config: Mapping, seed: int) -> SimulatedTrial:
+    """One trial of the config's twin with its missing data, without the true estimands (which
+    depend on the twin's assumed values only): a replicate of the validation study."""
     from alliance.seeds import rng_for
 
-    master = config["seed"] if seed is None else seed
-    twin = config["synthetic_twin"]
-    instrument = config["instrument"]
+    twin, instrument = config["synthetic_twin"], config["instrument"]
     complete = simulate_trial(
         twin,
         instrument,
         twin["n_patients"],
         centres=list(twin["centres"]),
         centre_shares=list(twin["centre_shares"]),
-        rng=rng_for(master, "twin", "trial"),
+        rng=rng_for(seed, "twin", "trial"),
     )
-    observed = apply_missingness(complete, twin, rng_for(master, "twin", "missingness"))
+    return apply_missingness(complete, twin, rng_for(seed, "twin", "missingness"), instrument)
+
+
+def generate_twin(config: Mapping, seed: int | None = None) -> Twin:
+    """The twin's input files and true estimands for the config's ``synthetic_twin`` and seed."""
+    from alliance.seeds import rng_for
+
+    master = config["seed"] if seed is None else seed
+    twin = config["synthetic_twin"]
+    observed = simulate_observed(config, master)
     truth = {
         "description": (
             "True values of the synthetic twin. 'estimands' are on the observed-score scale "
@@ -471,7 +560,7 @@ def generate_twin(config: Mapping, seed: int | None = None) -> Twin:
         ),
         "seed": int(master),
         "assumptions": plain(twin),
-        "estimands": true_estimands(twin, instrument, rng_for(master, "twin", "truth")),
+        "estimands": true_estimands(twin, config["instrument"], rng_for(master, "twin", "truth")),
     }
     return Twin(observed.patients, observed.wai, observed.digital, truth)
 

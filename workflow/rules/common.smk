@@ -3,11 +3,16 @@
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.utils import validate
 
 from alliance import config_checks, interruptions
 from alliance.design import RATERS
+from alliance.diagnostics import convergence_settings
 from alliance.sampling import model_sampling
+from alliance.validation import scenario_config as validation_scenario_config
+from alliance.validation import scenario_names as validation_scenario_names
 
 # A configuration or environment problem stops the run here, before any job, with one message
 # per problem naming the key and what is allowed (sys.exit: no traceback on the console).
@@ -20,7 +25,15 @@ _problems = config_checks.schema_problems(config, _schema)
 if _problems:
     sys.exit(config_checks.exit_message(_problems))
 validate(config, schema=CONFIG_SCHEMA)  # fills the schema's defaults
-_problems = config_checks.startup_problems(config)
+# Keys in the project config's order, whatever order a --configfile lists them in (params are
+# compared key order included; alliance.config_checks.in_reference_order).
+_ordered = config_checks.in_reference_order(
+    dict(config),
+    yaml.safe_load(Path(workflow.basedir, "config", "config.yaml").read_text()),
+)
+config.clear()
+config.update(_ordered)
+_problems = config_checks.startup_problems(config, schema=_schema)
 if _problems:
     sys.exit(config_checks.exit_message(_problems))
 
@@ -79,10 +92,7 @@ ASSOCIATION_NAMES = expand(
 SEED = config["seed"]
 # The convergence checks every fit must pass before it is saved (the safety net samples again
 # otherwise), so changing one of them reruns the fits.
-CONVERGENCE = {
-    key: config["diagnostics"][key]
-    for key in ("max_rhat", "min_ess", "max_divergences", "min_ebfmi")
-}
+CONVERGENCE = convergence_settings(config["diagnostics"])
 # What every check job reads: the convergence thresholds, the prior-sensitivity and
 # identification thresholds, and whether a failed check stops the run.
 CHECKS = {
@@ -229,3 +239,19 @@ def report_inputs(wildcards):
             "association", "therapist_pooled", "ppc.png"
         ),
     }
+
+
+# The validation study (workflow/rules/validation.smk): its scenarios and replicates.
+VALIDATION = config["validation"]
+VALIDATION_SCENARIOS = validation_scenario_names(VALIDATION)
+VALIDATION_REPLICATES = [
+    f"{index:03d}" for index in range(1, VALIDATION["replicates"] + 1)
+]
+
+
+def scenario_settings(wildcards):
+    """What one scenario's jobs read: the config with the scenario's twin and the validation's
+    MCMC size (alliance.validation.scenario_config), without the validation section itself.
+    """
+    settings = validation_scenario_config(config, wildcards.scenario)
+    return {key: value for key, value in settings.items() if key != "validation"}

@@ -14,7 +14,8 @@ rule render_report:
     conda:
         CONDA_ENV
     params:
-        # The report shows the whole configuration, so any edit of it renders the report again.
-        config=config,
+        # The report shows the whole configuration, so any edit of it renders the report again
+        # (but the validation study's, which the report does not use).
+        config={key: value for key, value in config.items() if key != "validation"},
     script:
         "../scripts/render_report.py"

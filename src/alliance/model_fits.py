@@ -1,0 +1,199 @@
+"""One function per model family that builds and fits the model from the analysis tables: the fit
+jobs of the workflow (``workflow/scripts/fit_*.py``) and the validation study
+(:mod:`alliance.validation`) fit every model through these, so both fit the same models.
+
+Each returns the fitted tree (:func:`alliance.sampling.fit_with_safety_net`) and the labels its
+NetCDF file carries (``aim``, ``model``, ``rater``, ``label``; see
+:func:`alliance.sampling.save_fit`). ``settings`` is what a fit job's params hold: ``priors``,
+``instrument``, ``sampling``, ``convergence`` and ``prior_draws``; ``seed(*step)`` is the job's
+seed function (:func:`alliance.seeds.job_seeds`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+
+from alliance.design import RATERS
+from alliance.sampling import fit_with_safety_net, sample_bambi_prior, sample_pymc_prior
+
+Seed = Callable[..., int]
+
+
+def _fit(model, estimands_of, prior, settings: Mapping, seed: Seed, label: str, log, **options):
+    return fit_with_safety_net(
+        model,
+        estimands_of,
+        prior,
+        settings["sampling"],
+        settings["convergence"],
+        seed,
+        label,
+        log,
+        **options,
+    )
+
+
+def fit_growth_model(
+    alliance: pd.DataFrame,
+    rater: str,
+    name: str,
+    spec: Mapping,
+    settings: Mapping,
+    seed: Seed,
+    log=None,
+    cores: int = 1,
+):
+    """Aim (a): growth model ``name`` (config ``growth.models``) of one rater's WAI totals."""
+    from alliance.growth import (
+        attach_groups,
+        build_growth_model,
+        growth_data,
+        growth_estimands,
+    )
+
+    instrument = settings["instrument"]
+    data = growth_data(alliance, rater, instrument)
+    model = build_growth_model(data, spec, settings["priors"])
+    if log is not None:
+        log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(data), model)
+    label = f"growth_{rater}_{name}"
+    idata = _fit(
+        model,
+        lambda fit: growth_estimands(model, fit, spec, instrument),
+        sample_bambi_prior(model, settings["prior_draws"], seed("prior")),
+        settings,
+        seed,
+        label,
+        log,
+        cores=cores,
+    )
+    attach_groups(idata, data)
+    labels = {"aim": "a", "model": name, "rater": rater, "label": label}
+    return idata, {**labels, "formula": spec["formula"]}
+
+
+def fit_agreement_model(
+    alliance: pd.DataFrame, settings: Mapping, seed: Seed, log=None, cores: int = 1
+):
+    """Aim (b): the bivariate (patient x therapist) growth model of agreement."""
+    from alliance.agreement import (
+        QUANTITY_PARAMETERS,
+        agreement_data,
+        agreement_estimands,
+        build_agreement_model,
+    )
+
+    months = list(settings["instrument"]["months"])
+    pairs = agreement_data(alliance, settings["instrument"])
+    model = build_agreement_model(pairs, settings["priors"])
+    if log is not None:
+        log.info(
+            "fitting the bivariate agreement model: %d assessments, %d with both ratings",
+            len(pairs),
+            int(pairs[list(RATERS)].notna().all(axis=1).sum()),
+        )
+    idata = _fit(
+        model,
+        lambda fit: agreement_estimands(fit["posterior"].to_dataset(), months),
+        # The prior check shows the agreement quantities the priors imply: only their parameters
+        # are drawn.
+        sample_pymc_prior(
+            model, settings["prior_draws"], seed("prior"), var_names=list(QUANTITY_PARAMETERS)
+        ),
+        settings,
+        seed,
+        "agreement_bivariate",
+        log,
+        cores=cores,
+        predicted=[f"{rater}_rating" for rater in RATERS],
+    )
+    return idata, {"aim": "b", "model": "bivariate", "label": "agreement_bivariate"}
+
+
+def fit_truth_and_bias_model(
+    alliance: pd.DataFrame, settings: Mapping, seed: Seed, log=None, cores: int = 1
+):
+    """Aim (b): the truth-and-bias model of the therapist's rating."""
+    from alliance.agreement import (
+        agreement_data,
+        build_truth_and_bias_model,
+        truth_and_bias_data,
+        truth_and_bias_estimands,
+    )
+    from alliance.growth import attach_groups
+
+    data = truth_and_bias_data(agreement_data(alliance, settings["instrument"]))
+    model = build_truth_and_bias_model(data, settings["priors"])
+    if log is not None:
+        log.info("fitting the truth-and-bias model on %d complete pairs: %s", len(data), model)
+    idata = _fit(
+        model,
+        truth_and_bias_estimands,
+        sample_bambi_prior(model, settings["prior_draws"], seed("prior")),
+        settings,
+        seed,
+        "agreement_truth_and_bias",
+        log,
+        cores=cores,
+    )
+    attach_groups(idata, data)
+    return idata, {"aim": "b", "model": "truth_and_bias", "label": "agreement_truth_and_bias"}
+
+
+def fit_association_model(
+    alliance: pd.DataFrame,
+    covariates: pd.DataFrame,
+    rater: str,
+    variant: str,
+    settings: Mapping,
+    seed: Seed,
+    log=None,
+    cores: int = 1,
+):
+    """Aim (c): one association model of one rater in the digital arm; ``variant`` is ``pooled``
+    (the contract's association rows) or ``within_between`` (the within/between-patient
+    decomposition of the same predictors)."""
+    from alliance.associations import (
+        association_data,
+        association_estimands,
+        build_association_model,
+        missing_summary,
+        prior_variables,
+    )
+
+    data, scale = association_data(alliance, covariates, rater)
+    if log is not None:
+        log.info(
+            "%s rating, digital arm, %s model: %d assessments; missing predictors:\n%s",
+            rater,
+            variant,
+            len(data),
+            missing_summary(data, rater).to_string(index=False),
+        )
+    model = build_association_model(
+        data,
+        scale,
+        rater,
+        settings["priors"],
+        list(settings["instrument"]["months"]),
+        decomposition=variant == "within_between",
+    )
+    label = f"association_{rater}_{variant}"
+    idata = _fit(
+        model,
+        lambda fit: association_estimands(fit["posterior"].to_dataset()),
+        # Only the outcome (for the prior predictive check; the predictors it rests on are drawn
+        # from their prior too) and the coefficients (prior-to-posterior contraction) are drawn.
+        sample_pymc_prior(
+            model, settings["prior_draws"], seed("prior"), var_names=prior_variables(model)
+        ),
+        settings,
+        seed,
+        label,
+        log,
+        cores=cores,
+        predicted=["wai"],
+    )
+    return idata, {"aim": "c", "model": variant, "rater": rater, "label": label}

@@ -1,0 +1,191 @@
+"""The simulation study: scenarios, truths, claims, coverage and verdict tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alliance.findings import FINDINGS
+from alliance.seeds import rng_for
+from alliance.settings import load_config
+from alliance.twin import true_estimands
+from alliance.validation import (
+    COVERAGE_COLUMNS,
+    VERDICT_COLUMNS,
+    claims_true,
+    coverage_table,
+    replicate_tables,
+    scenario_config,
+    scenario_names,
+    truth_table,
+    verdict_table,
+)
+
+#: The published claim each configured scenario makes false (none: all hold).
+FALSE_CLAIM = {
+    "as_published": None,
+    "no_arm_difference": "F1",
+    "patient_change_differs": "F2",
+    "therapist_change_equal": "F3",
+    "raters_agree": "F4",
+    "no_usability_association": "F5",
+    "no_platform_association": "F6",
+    "communication_amount_matters": "F7",
+    "dropout_completely_at_random": None,
+    "dropout_at_random": None,
+    "dropout_not_at_random": None,
+}
+
+
+@pytest.mark.slow
+def test_each_scenario_makes_exactly_its_claim_false():
+    """At the truth population of the run (the test config's smaller one leaves Monte Carlo
+    noise of about 0.04 WAI points in the true differences)."""
+    config = load_config()
+    assert scenario_names(config["validation"]) == list(FALSE_CLAIM)
+    for name, false_claim in FALSE_CLAIM.items():
+        settings = scenario_config(config, name)
+        rows = true_estimands(
+            settings["synthetic_twin"], settings["instrument"], rng_for(1, name, "truth")
+        )
+        holds = claims_true(truth_table(rows), config["summary"])
+        assert set(holds) == {f.key for f in FINDINGS}
+        assert {key for key, value in holds.items() if not value} == (
+            {false_claim} if false_claim else set()
+        ), name
+
+
+def test_a_scenario_changes_the_twin_and_the_mcmc_size_only(config):
+    settings = scenario_config(config, "no_arm_difference")
+    assert settings["synthetic_twin"]["intercept"]["patient"] == {"ptau": 6.1, "digital": 6.1}
+    assert settings["synthetic_twin"]["age_mean"] == config["synthetic_twin"]["age_mean"]
+    assert config["synthetic_twin"]["intercept"]["patient"]["digital"] == 5.8  # not changed
+    sampling = settings["sampling"]
+    assert (sampling["chains"], sampling["draws"], sampling["tune"]) == (2, 500, 500)
+    assert sampling["max_draws"] == sampling["draws"]  # no safety-net refits
+    assert settings["predictive"]["prior_draws"] == config["validation"]["prior_draws"]
+    assert settings["growth"] == config["growth"] and settings["summary"] == config["summary"]
+    mnar = scenario_config(config, "dropout_not_at_random")["synthetic_twin"]
+    assert (mnar["dropout_mechanism"], mnar["dropout_pattern"]) == ("mnar", "monotone")
+    with pytest.raises(ValueError, match="unknown scenarios: nope"):
+        scenario_names({**config["validation"], "run": ["nope"]})
+
+
+def _replicates(truth: float, means: list[float], half_width: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "scenario": "s",
+            "aim": "a",
+            "estimand": "change_difference",
+            "rater": "patient",
+            "arm": "",
+            "month": "",
+            "term": "",
+            "mean": means,
+            "ci_low": np.array(means) - half_width,
+            "ci_high": np.array(means) + half_width,
+            "truth": truth,
+            "covered": [abs(m - truth) <= half_width for m in means],
+        }
+    )
+
+
+def test_coverage_bias_and_rmse_are_computed_over_replicates():
+    table = coverage_table(_replicates(0.5, [0.4, 0.8, 0.5, 1.0], half_width=0.25))
+    assert list(table.columns) == COVERAGE_COLUMNS
+    (row,) = table.to_dict("records")
+    assert row["n_replicates"] == 4 and row["truth"] == 0.5
+    assert row["coverage"] == 0.5  # 0.4 and 0.5 cover; 0.8 and 1.0 do not
+    assert row["coverage_mcse"] == pytest.approx(np.sqrt(0.25 / 4))
+    assert row["bias"] == pytest.approx(np.mean([-0.1, 0.3, 0.0, 0.5]))
+    assert row["rmse"] == pytest.approx(np.sqrt(np.mean([0.01, 0.09, 0.0, 0.25])))
+
+
+def test_verdict_shares_count_each_verdict_per_scenario_and_finding():
+    verdicts = pd.DataFrame(
+        {
+            "scenario": ["s"] * 4 + ["t"] * 2,
+            "finding": ["F1"] * 4 + ["F1"] * 2,
+            "verdict": ["supported", "supported", "weakened", "contradicted"]
+            + ["weakened", "weakened"],
+        }
+    )
+    table = verdict_table(verdicts, {"s": {"F1": True}, "t": {"F1": False}})
+    assert list(table.columns) == VERDICT_COLUMNS
+    s, t = table.to_dict("records")
+    assert (s["claim_true"], s["n_replicates"]) == ("true", 4)
+    assert (s["share_supported"], s["share_weakened"], s["share_contradicted"]) == (0.5, 0.25, 0.25)
+    assert (t["claim_true"], t["share_weakened"], t["share_supported"]) == ("false", 1.0, 0.0)
+
+
+def test_a_replicate_keeps_each_row_beside_its_truth_and_judges_every_finding(config):
+    """Rows of a replicate are matched to the truth by their labels; a row without a true value
+    is an error, not a silent gap."""
+    truth = truth_table(
+        true_estimands(config["synthetic_twin"], config["instrument"], rng_for(2, "truth"))
+    )
+    detail = truth.rename(columns={"truth": "mean"}).assign(
+        ci_low=lambda d: d["mean"] - 0.1,
+        ci_high=lambda d: d["mean"] + 0.05,
+        ci_prob=0.95,
+        prob_positive=lambda d: (d["mean"] > 0).astype(float),
+        prob_in_rope=0.5,
+        prob_in_rope_half=0.3,
+        prob_in_rope_double=0.7,
+        prob_above_rope=0.2,
+        prob_below_rope=0.2,
+        rope=0.2,
+        mcse_prob_positive=0.001,
+        mcse_prob_in_rope=0.001,
+    )
+    detail.loc[0, ["ci_low", "ci_high"]] = [detail.loc[0, "mean"] + 0.01, detail.loc[0, "mean"] + 1]
+    rows, verdicts = replicate_tables(detail, truth, decision_prob=0.95)
+    assert len(rows) == len(truth) and rows["covered"].sum() == len(truth) - 1
+    assert not rows.loc[0, "covered"]
+    assert list(verdicts["finding"]) == [f.key for f in FINDINGS]
+    assert set(verdicts["verdict"]) <= {"supported", "weakened", "contradicted"}
+    with pytest.raises(ValueError, match="no true value"):
+        replicate_tables(detail.assign(term=detail["term"] + "x"), truth, 0.95)
+
+
+@pytest.mark.slow
+def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_path):
+    """A small study through Snakemake: two scenarios, one replicate each, at a tiny MCMC size.
+    The default target does not include it."""
+    import yaml
+    from conftest import make_workspace, run_snakemake
+
+    workspace = make_workspace(tmp_path / "workflow")
+    dry = run_snakemake(workspace, "-n")
+    assert dry.returncode == 0 and "validation_replicate" not in dry.stdout, dry.stderr[-2000:]
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        yaml.safe_dump(
+            {
+                "sampling": {"chains": 2, "draws": 200, "tune": 300, "max_draws": 200},
+                "validation": {
+                    "run": ["as_published", "dropout_not_at_random"],
+                    "sampling": {"chains": 2, "draws": 100, "tune": 150},
+                    "prior_draws": 50,
+                },
+            }
+        )
+    )
+    result = run_snakemake(workspace, "--configfile", str(small), "--", "validation")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    coverage = pd.read_csv(workspace / "results/validation/coverage.csv", keep_default_na=False)
+    assert list(coverage.columns) == COVERAGE_COLUMNS
+    assert set(coverage["scenario"]) == {"as_published", "dropout_not_at_random"}
+    assert set(coverage["aim"]) == {"a", "b", "c"}
+    assert (coverage["n_replicates"] == 1).all()
+    assert coverage["coverage"].isin([0.0, 1.0]).all()
+    verdicts = pd.read_csv(workspace / "results/validation/verdicts.csv")
+    assert list(verdicts.columns) == VERDICT_COLUMNS
+    assert len(verdicts) == 2 * len(FINDINGS)
+    assert verdicts["claim_true"].all()  # every claim holds in these two scenarios
+    shares = verdicts[["share_supported", "share_weakened", "share_contradicted"]].sum(axis=1)
+    assert np.allclose(shares, 1.0)
+    html = (workspace / "results/validation/report.html").read_text()
+    assert "Acceptance checks" in html and "negative control dropout_not_at_random" in html
+    assert "data:image/png;base64," in html

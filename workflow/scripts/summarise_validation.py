@@ -1,0 +1,49 @@
+"""Snakemake adapter: the validation study's coverage and verdict tables (data contract) and its
+HTML report (alliance.validation, alliance.validation_report)."""
+
+from alliance.runtime import start_job
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(smk)
+
+from pathlib import Path
+
+import pandas as pd
+
+from alliance.validation import claims_true, coverage_table, verdict_table
+from alliance.validation_report import render_validation_report
+
+
+def stacked(paths):
+    """The replicates' tables in one, with their scenario and replicate (from the path)."""
+    frames = []
+    for path in map(Path, paths):
+        table = pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
+        frames.append(table.assign(scenario=path.parent.parent.name, replicate=path.parent.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+estimands, verdicts = stacked(smk.input.estimands), stacked(smk.input.verdicts)
+convergence = stacked(smk.input.convergence)
+truths = {
+    Path(path).stem: pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
+    for path in smk.input.truths
+}
+claims = {scenario: claims_true(truth, smk.params.summary) for scenario, truth in truths.items()}
+coverage = coverage_table(estimands)
+coverage.to_csv(smk.output.coverage, index=False)
+verdict_shares = verdict_table(verdicts, claims)
+verdict_shares.to_csv(smk.output.verdicts, index=False)
+Path(smk.output.report).write_text(
+    render_validation_report(
+        smk.input.template,
+        coverage,
+        verdict_shares,
+        convergence,
+        smk.params.scenarios,
+        smk.params.sampling,
+        smk.params.summary,
+    ),
+    encoding="utf-8",
+)
+log.info("coverage and verdicts of %d scenarios written", len(truths))
