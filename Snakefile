@@ -28,6 +28,12 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/validation.smk"
 
 
+# Targets that only gather their inputs run where Snakemake runs, never as cluster jobs.
+localrules:
+    all,
+    validation,
+
+
 rule all:
     default_target: True
     input:

@@ -337,3 +337,42 @@ def test_within_between_view_puts_the_three_coefficients_of_a_term_side_by_side(
     assert sus["within patient"] == "+0.10 [+0.00, +0.20]"
     assert view.iloc[1]["within patient"] == ""  # age does not vary within a patient
     assert view.iloc[2]["pooled (contract)"] == "+0.40 [+0.30, +0.50]"
+
+
+def test_validation_results_appear_in_the_report_once_they_exist(completed_run, tmp_path):
+    """After a validation run writes its acceptance checks, the next run renders the report
+    again (and only the report), with a section that shows them."""
+    workspace = tmp_path / "validated"
+    shutil.copytree(completed_run, workspace)
+    html = (workspace / "results/report.html").read_text()
+    assert 'id="validation-acceptance"' not in html
+    acceptance = workspace / "results/validation/acceptance.csv"
+    acceptance.parent.mkdir(parents=True)
+    pd.DataFrame(
+        [
+            {
+                "check": "coverage of aim (a) intervals, dropout at random",
+                "result": 0.931,
+                "target": "at least 90%",
+                "passed": True,
+                "evidence": "170 intervals in 10 scenarios",
+            },
+            {
+                "check": "negative control dropout_not_at_random: aim (a) coverage falls",
+                "result": 0.6,
+                "target": "below the at-random scenarios",
+                "passed": None,
+                "evidence": "mean |bias| 0.210 WAI points",
+            },
+        ]
+    ).to_csv(acceptance, index=False)
+    dry = run_snakemake(workspace, "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "render_report" in dry.stdout and "fit_growth" not in dry.stdout
+    result = run_snakemake(workspace)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workspace / "results/report.html").read_text()
+    section = html[html.index('id="validation-acceptance"') :].split("</table>")[0]
+    assert "coverage of aim (a) intervals, dropout at random" in section
+    assert "93.1%" in section and "170 intervals in 10 scenarios" in section
+    assert "<td>yes</td>" in section and "<td>shown</td>" in section

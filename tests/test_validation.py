@@ -186,6 +186,9 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     assert verdicts["claim_true"].all()  # every claim holds in these two scenarios
     shares = verdicts[["share_supported", "share_weakened", "share_contradicted"]].sum(axis=1)
     assert np.allclose(shares, 1.0)
+    acceptance = pd.read_csv(workspace / "results/validation/acceptance.csv")
+    assert list(acceptance.columns) == ["check", "result", "target", "passed", "evidence"]
+    assert {"coverage of aim (a) intervals, dropout at random"} <= set(acceptance["check"])
     html = (workspace / "results/validation/report.html").read_text()
     assert "Acceptance checks" in html and "negative control dropout_not_at_random" in html
     assert "data:image/png;base64," in html

@@ -292,6 +292,9 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
         "association_within_between": within_between_view(within_between),
         "detail": detail,
+        "validation": (
+            table(inputs["validation_acceptance"]) if "validation_acceptance" in inputs else None
+        ),
         "sign_conventions": SIGN_CONVENTIONS,
         "figures": figures,
         "ci_prob": config["summary"]["ci_prob"],

@@ -97,11 +97,13 @@ def render_validation_report(
     coverage: pd.DataFrame,
     verdicts: pd.DataFrame,
     convergence: pd.DataFrame,
+    checks: list[dict],
     scenarios: Mapping[str, Mapping],
     sampling: Mapping,
     summary: Mapping,
 ) -> str:
-    """The validation report's HTML (``template``: report/templates/validation.html.j2)."""
+    """The validation report's HTML (``template``: report/templates/validation.html.j2;
+    ``checks``: :func:`acceptance`)."""
     from alliance.figures import coverage_figure, save_figure
     from alliance.report import image_uri, render
 
@@ -121,7 +123,7 @@ def render_validation_report(
         "ci_prob": summary["ci_prob"],
         "decision_prob": summary["decision_prob"],
         "replicates": int(coverage["n_replicates"].max()),
-        "acceptance": acceptance(pooled, verdicts, scenarios),
+        "acceptance": checks,
         "pooled": pooled,
         "verdicts": verdicts,
         "coverage": coverage,

@@ -172,8 +172,18 @@ def growth_model_spec(wildcards):
     return config["growth"]["models"][wildcards.model]
 
 
+#: Written by the validation target; the report shows it when it exists (and renders again when
+#: a validation run rewrites it).
+VALIDATION_ACCEPTANCE = "results/validation/acceptance.csv"
+
+
 def report_inputs(wildcards):
     """Every table and figure the report shows; figures are named fig_<name>."""
+    validation = (
+        {"validation_acceptance": VALIDATION_ACCEPTANCE}
+        if Path(VALIDATION_ACCEPTANCE).exists()
+        else {}
+    )
     growth = config["growth"]["reported_model"]
     reported_growth = [growth, *config["growth"]["reported_alternatives"]]
 
@@ -181,6 +191,7 @@ def report_inputs(wildcards):
         return [model_result(family, name, file) for name in names]
 
     return {
+        **validation,
         "estimands": rules.estimands.output.estimands,
         "estimands_detail": rules.estimands.output.detail,
         "input_summary": rules.clean_data.output.input_summary,

@@ -65,6 +65,7 @@ rule summarise_validation:
     output:
         coverage="results/validation/coverage.csv",
         verdicts="results/validation/verdicts.csv",
+        acceptance=VALIDATION_ACCEPTANCE,
         report="results/validation/report.html",
     log:
         "logs/validation/summarise_validation.log",

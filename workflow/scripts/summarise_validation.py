@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from alliance.validation import claims_true, coverage_table, verdict_table
-from alliance.validation_report import render_validation_report
+from alliance.validation_report import acceptance, pooled_coverage, render_validation_report
 
 
 def stacked(paths):
@@ -34,12 +34,15 @@ coverage = coverage_table(estimands)
 coverage.to_csv(smk.output.coverage, index=False)
 verdict_shares = verdict_table(verdicts, claims)
 verdict_shares.to_csv(smk.output.verdicts, index=False)
+checks = acceptance(pooled_coverage(coverage), verdict_shares, smk.params.scenarios)
+pd.DataFrame(checks).to_csv(smk.output.acceptance, index=False)
 Path(smk.output.report).write_text(
     render_validation_report(
         smk.input.template,
         coverage,
         verdict_shares,
         convergence,
+        checks,
         smk.params.scenarios,
         smk.params.sampling,
         smk.params.summary,
