@@ -45,6 +45,7 @@ def test_a_small_validation_runs_through_the_slurm_profile(slurm_cluster, tmp_pa
                     "run": ["as_published"],
                     "sampling": {"chains": 2, "draws": 100, "tune": 150},
                     "prior_draws": 50,
+                    "sbc": {"simulations": 1, "simulations_per_job": 1, "kept_draws": 9},
                 },
             }
         )
@@ -76,7 +77,13 @@ def test_a_small_validation_runs_through_the_slurm_profile(slurm_cluster, tmp_pa
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", console)
     jobs = re.findall(r"^rule (\w+):$", console, flags=re.MULTILINE)
     # Every job but the target rule (a local rule that only gathers its inputs) went to sbatch.
-    assert sorted(jobs) == ["summarise_validation", "validation_replicate", "validation_truth"]
+    assert sorted(jobs) == [
+        "summarise_validation",
+        "validation_replicate",
+        "validation_sbc",
+        "validation_sbc",
+        "validation_truth",
+    ]
     assert len(submitted) == len(jobs) and len(set(submitted)) == len(jobs)
     verdicts = pd.read_csv(workspace / "results/validation/verdicts.csv")
     assert set(verdicts["scenario"]) == {"as_published"} and len(verdicts) == 7

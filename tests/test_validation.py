@@ -168,6 +168,7 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
                     "run": ["as_published", "dropout_not_at_random"],
                     "sampling": {"chains": 2, "draws": 100, "tune": 150},
                     "prior_draws": 50,
+                    "sbc": {"simulations": 2, "simulations_per_job": 1, "kept_draws": 9},
                 },
             }
         )
@@ -186,6 +187,10 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     assert verdicts["claim_true"].all()  # every claim holds in these two scenarios
     shares = verdicts[["share_supported", "share_weakened", "share_contradicted"]].sum(axis=1)
     assert np.allclose(shares, 1.0)
+    sbc = pd.read_csv(workspace / "results/validation/sbc.csv")
+    assert list(sbc.columns) == ["model", "parameter", "n_simulations", "uniformity_p"]
+    assert set(sbc["model"]) == {"growth_patient_linear", "growth_therapist_linear"}
+    assert (sbc["n_simulations"] == 2).all() and sbc["uniformity_p"].between(0, 1).all()
     acceptance = pd.read_csv(workspace / "results/validation/acceptance.csv")
     assert list(acceptance.columns) == ["check", "result", "target", "passed", "evidence"]
     assert {"coverage of aim (a) intervals, dropout at random"} <= set(acceptance["check"])

@@ -368,3 +368,31 @@ def coverage_figure(summary: pd.DataFrame, nominal: float):
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sbc_ecdf_figure(rank_rows: pd.DataFrame, kept: int, ci_prob: float = 0.95):
+    """SBC: per model and parameter, the ECDF of the fractional ranks minus the uniform CDF, with
+    simultaneous ``ci_prob`` bands (arviz_stats' PIT-ECDF bands; Säilynoja et al. 2022). A line
+    leaving its band is a calibration failure (``rank_rows``: model, parameter, rank)."""
+    from arviz_stats.ecdf_utils import ecdf_pit
+
+    groups = list(rank_rows.groupby(["model", "parameter"], sort=False))
+    columns = 4
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.2 * rows), squeeze=False)
+    rng = np.random.default_rng(214)
+    for ax, ((model, parameter), group) in zip(axes.flat, groups, strict=False):
+        ranks = group["rank"].to_numpy(dtype=float)
+        fractional = (ranks + rng.uniform(size=ranks.size)) / (kept + 1)
+        x, ecdf, low, high = ecdf_pit(fractional, ci_prob, 1000, rng=rng)
+        ax.fill_between(x, low - x, high - x, color="#cbd2d9", step="post")
+        ax.step(x, ecdf - x, where="post", color="#1b7f79")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_title(f"{model}\n{parameter}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
+    fig.supxlabel("fractional rank", fontsize=8)
+    fig.supylabel("ECDF minus uniform", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -62,13 +62,14 @@ def scenario_names(validation: Mapping) -> list[str]:
     return names
 
 
-def scenario_config(config: Mapping, scenario: str) -> dict:
-    """The config of one scenario: the twin's values overridden by the scenario's ``twin``, and
-    every model fitted at the validation's MCMC size (``validation.sampling`` over ``sampling``;
-    no safety-net refits) with ``validation.prior_draws`` prior draws."""
+def scenario_config(config: Mapping, scenario: str | None) -> dict:
+    """The config of one scenario: the twin's values overridden by the scenario's ``twin`` (none
+    for ``scenario`` None: the twin as configured), and every model fitted at the validation's
+    MCMC size (``validation.sampling`` over ``sampling``; no safety-net refits) with
+    ``validation.prior_draws`` prior draws."""
     validation = config["validation"]
     settings = copy.deepcopy(dict(config))
-    overrides = validation["scenarios"][scenario].get("twin") or {}
+    overrides = validation["scenarios"][scenario].get("twin") or {} if scenario else {}
     settings["synthetic_twin"] = deep_update(settings["synthetic_twin"], overrides)
     sampling = {**settings["sampling"], **validation["sampling"]}
     sampling["max_draws"] = sampling["draws"]

@@ -44,8 +44,17 @@ def false_claims(verdicts: pd.DataFrame) -> pd.DataFrame:
     return false.assign(acceptable=false["share_supported"] <= MAX_FALSE_SUPPORT)
 
 
+def sbc_failures(sbc: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The parameters whose ranks fail the uniformity test after a Bonferroni correction for
+    the number of tests."""
+    return sbc[sbc["uniformity_p"] < alpha / max(1, len(sbc))]
+
+
 def acceptance(
-    pooled: pd.DataFrame, verdicts: pd.DataFrame, scenarios: Mapping[str, Mapping]
+    pooled: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    scenarios: Mapping[str, Mapping],
+    sbc: pd.DataFrame | None = None,
 ) -> list[dict]:
     """The study's acceptance checks, each with its result and the numbers behind it."""
     at_random = [name for name, s in scenarios.items() if s["mechanism"] != "mnar"]
@@ -76,6 +85,20 @@ def acceptance(
                 "evidence": f"worst: {worst['finding']} in {worst['scenario']}",
             }
         )
+    if sbc is not None and len(sbc):
+        failing = sbc_failures(sbc)
+        checks.append(
+            {
+                "check": "SBC: parameters with uniform ranks (Bonferroni-corrected 5% test)",
+                "result": 1 - len(failing) / len(sbc),
+                "target": "every parameter",
+                "passed": failing.empty,
+                "evidence": (
+                    f"{len(sbc)} parameters, {int(sbc['n_simulations'].min())} simulations each"
+                    + (f"; failing: {', '.join(failing['parameter'])}" if len(failing) else "")
+                ),
+            }
+        )
     for name in not_at_random:
         rows = pooled[(pooled["scenario"] == name) & (pooled["aim"] == "a")]
         if len(rows):
@@ -98,13 +121,15 @@ def render_validation_report(
     verdicts: pd.DataFrame,
     convergence: pd.DataFrame,
     checks: list[dict],
+    sbc: tuple[pd.DataFrame, pd.DataFrame, int],
     scenarios: Mapping[str, Mapping],
     sampling: Mapping,
     summary: Mapping,
 ) -> str:
     """The validation report's HTML (``template``: report/templates/validation.html.j2;
-    ``checks``: :func:`acceptance`)."""
-    from alliance.figures import coverage_figure, save_figure
+    ``checks``: :func:`acceptance`; ``sbc``: the SBC ranks, :func:`alliance.sbc.sbc_table` and
+    the number of kept draws)."""
+    from alliance.figures import coverage_figure, save_figure, sbc_ecdf_figure
     from alliance.report import image_uri, render
 
     pooled = pooled_coverage(coverage)
@@ -112,6 +137,9 @@ def render_validation_report(
         path = Path(folder) / "coverage.png"
         save_figure(coverage_figure(pooled, summary["ci_prob"]), path)
         figure = image_uri(path)
+        ranks, sbc_summary, kept = sbc
+        save_figure(sbc_ecdf_figure(ranks, kept), path)
+        sbc_figure = image_uri(path)
     fits = convergence.groupby("model").agg(
         fits=("n_failed", "size"), failing=("n_failed", lambda n: int((n > 0).sum()))
     )
@@ -129,5 +157,9 @@ def render_validation_report(
         "coverage": coverage,
         "convergence": fits.reset_index(),
         "coverage_figure": figure,
+        "sbc": sbc_summary,
+        "sbc_failures": sbc_failures(sbc_summary),
+        "sbc_figure": sbc_figure,
+        "kept_draws": kept,
     }
     return render(context, template.parent, template.name)

@@ -258,6 +258,27 @@ VALIDATION_SCENARIOS = validation_scenario_names(VALIDATION)
 VALIDATION_REPLICATES = [
     f"{index:03d}" for index in range(1, VALIDATION["replicates"] + 1)
 ]
+# Simulation-based calibration: jobs of `simulations_per_job` simulations each, per rater.
+SBC = VALIDATION["sbc"]
+SBC_CHUNKS = [
+    f"{index:03d}"
+    for index in range(1, -(-SBC["simulations"] // SBC["simulations_per_job"]) + 1)
+]
+
+
+def sbc_simulations(wildcards):
+    """The simulation numbers (1-based) of one SBC job."""
+    first = (int(wildcards.chunk) - 1) * SBC["simulations_per_job"] + 1
+    last = min(first + SBC["simulations_per_job"] - 1, SBC["simulations"])
+    return list(range(first, last + 1))
+
+
+def validation_settings():
+    """What the SBC jobs read: the config (the twin as configured) at the validation's MCMC size
+    with its SBC settings, without the scenarios."""
+    settings = validation_scenario_config(config, None)
+    keys = ("synthetic_twin", "instrument", "input", "growth", "sampling")
+    return {**{key: settings[key] for key in keys}, "sbc": SBC}
 
 
 def scenario_settings(wildcards):

@@ -41,6 +41,26 @@ rule validation_replicate:
         "../scripts/validation_replicate.py"
 
 
+rule validation_sbc:
+    output:
+        ranks="results/validation/sbc/{rater}/{chunk}.csv",
+    log:
+        "logs/validation/sbc/{rater}/{chunk}.log",
+    benchmark:
+        "logs/benchmarks/validation/sbc/{rater}/{chunk}.tsv"
+    wildcard_constraints:
+        rater="|".join(RATERS),
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        settings=validation_settings(),
+        simulations=sbc_simulations,
+        seed=SEED,
+    script:
+        "../scripts/validation_sbc.py"
+
+
 rule summarise_validation:
     input:
         truths=expand(
@@ -61,11 +81,15 @@ rule summarise_validation:
             scenario=VALIDATION_SCENARIOS,
             replicate=VALIDATION_REPLICATES,
         ),
+        sbc_ranks=expand(
+            rules.validation_sbc.output.ranks, rater=RATERS, chunk=SBC_CHUNKS
+        ),
         template="report/templates/validation.html.j2",
     output:
         coverage="results/validation/coverage.csv",
         verdicts="results/validation/verdicts.csv",
         acceptance=VALIDATION_ACCEPTANCE,
+        sbc="results/validation/sbc.csv",
         report="results/validation/report.html",
     log:
         "logs/validation/summarise_validation.log",
@@ -85,5 +109,6 @@ rule summarise_validation:
         },
         summary={**SUMMARY, "decision_prob": config["summary"]["decision_prob"]},
         sampling=VALIDATION["sampling"],
+        kept_draws=SBC["kept_draws"],
     script:
         "../scripts/summarise_validation.py"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from alliance.sbc import sbc_table
 from alliance.validation import claims_true, coverage_table, verdict_table
 from alliance.validation_report import acceptance, pooled_coverage, render_validation_report
 
@@ -34,7 +35,10 @@ coverage = coverage_table(estimands)
 coverage.to_csv(smk.output.coverage, index=False)
 verdict_shares = verdict_table(verdicts, claims)
 verdict_shares.to_csv(smk.output.verdicts, index=False)
-checks = acceptance(pooled_coverage(coverage), verdict_shares, smk.params.scenarios)
+ranks = pd.concat([pd.read_csv(path) for path in smk.input.sbc_ranks], ignore_index=True)
+sbc = sbc_table(ranks, smk.params.kept_draws)
+sbc.to_csv(smk.output.sbc, index=False)
+checks = acceptance(pooled_coverage(coverage), verdict_shares, smk.params.scenarios, sbc)
 pd.DataFrame(checks).to_csv(smk.output.acceptance, index=False)
 Path(smk.output.report).write_text(
     render_validation_report(
@@ -43,6 +47,7 @@ Path(smk.output.report).write_text(
         verdict_shares,
         convergence,
         checks,
+        (ranks, sbc, smk.params.kept_draws),
         smk.params.scenarios,
         smk.params.sampling,
         smk.params.summary,
