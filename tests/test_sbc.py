@@ -73,7 +73,8 @@ def test_one_growth_simulation_ranks_every_population_parameter(config, twin):
     from alliance.sbc import growth_sbc_simulation
     from alliance.seeds import job_seeds
 
-    alliance = alliance_table(TrialData(twin.patients, twin.wai, twin.digital), config["instrument"])
+    trial = TrialData(twin.patients, twin.wai, twin.digital)
+    alliance = alliance_table(trial, config["instrument"])
     data = growth_data(alliance, "patient", config["instrument"])
     settings = {
         "priors": config["growth"]["priors"],
