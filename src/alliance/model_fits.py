@@ -21,6 +21,23 @@ from alliance.sampling import fit_with_safety_net, sample_bambi_prior, sample_py
 Seed = Callable[..., int]
 
 
+def fit_settings(config: Mapping, section: str) -> dict:
+    """What a fit of the models of config section ``section`` reads (a fit job's params,
+    workflow/rules/common.smk): its priors, the instrument, its MCMC size
+    (:func:`alliance.sampling.model_sampling`), the convergence checks of its safety net and the
+    number of prior draws."""
+    from alliance.diagnostics import convergence_settings
+    from alliance.sampling import model_sampling
+
+    return {
+        "priors": config[section]["priors"],
+        "instrument": config["instrument"],
+        "sampling": model_sampling(config, section),
+        "convergence": convergence_settings(config["diagnostics"]),
+        "prior_draws": config["predictive"]["prior_draws"],
+    }
+
+
 def _fit(model, estimands_of, prior, settings: Mapping, seed: Seed, label: str, log, **options):
     return fit_with_safety_net(
         model,

@@ -91,26 +91,17 @@ def simulate_tables(config: Mapping, seed: int) -> dict[str, pd.DataFrame]:
     return build_analysis_tables(data, config["instrument"])
 
 
-def fit_settings(config: Mapping, section: str) -> dict:
-    """What a fit job's params hold (workflow/rules/common.smk, ``fit_params``)."""
-    from alliance.diagnostics import convergence_settings
-    from alliance.sampling import model_sampling
-
-    return {
-        "priors": config[section]["priors"],
-        "instrument": config["instrument"],
-        "sampling": model_sampling(config, section),
-        "convergence": convergence_settings(config["diagnostics"]),
-        "prior_draws": config["predictive"]["prior_draws"],
-    }
-
-
 def fit_reported_models(tables: Mapping[str, pd.DataFrame], config: Mapping, seed, log=None):
     """Fit the models whose rows the contract's estimand table reports: the configured
     ``growth.reported_model`` per rater (aim a; the LOO choice among alternatives is not
     repeated), the bivariate agreement model (aim b) and the pooled association model per rater
     (aim c). Returns (tree, labels) per fit. ``seed(*step)``: the replicate's seed function."""
-    from alliance.model_fits import fit_agreement_model, fit_association_model, fit_growth_model
+    from alliance.model_fits import (
+        fit_agreement_model,
+        fit_association_model,
+        fit_growth_model,
+        fit_settings,
+    )
 
     alliance, covariates = tables["alliance"], tables["digital_covariates"]
     name = config["growth"]["reported_model"]

@@ -10,7 +10,7 @@ from snakemake.utils import validate
 from alliance import config_checks, interruptions
 from alliance.design import RATERS
 from alliance.diagnostics import convergence_settings
-from alliance.sampling import model_sampling
+from alliance.model_fits import fit_settings
 from alliance.validation import scenario_config as validation_scenario_config
 from alliance.validation import scenario_names as validation_scenario_names
 
@@ -106,23 +106,15 @@ CHECKS = {
 SUMMARY = {
     key: config["summary"][key] for key in ("ci_prob", "rope_wai", "rope_correlation")
 }
-PRIOR_DRAWS = config["predictive"]["prior_draws"]
 # The response scale (lowest and highest answer), marked in the predictive-check figures.
 RESPONSE_SCALE = [config["instrument"][key] for key in ("response_min", "response_max")]
 
 
 def fit_params(section):
-    """The params every fit job reads: its family's priors (config section ``section``), the
-    instrument, its MCMC size, the convergence checks of its safety net, the prior draws and the
-    master seed."""
-    return dict(
-        priors=config[section]["priors"],
-        instrument=config["instrument"],
-        sampling=model_sampling(config, section),
-        convergence=CONVERGENCE,
-        prior_draws=PRIOR_DRAWS,
-        seed=SEED,
-    )
+    """The params every fit job reads: alliance.model_fits.fit_settings of its family's config
+    section (priors, instrument, MCMC size, convergence checks, prior draws) and the seed.
+    """
+    return dict(**fit_settings(config, section), seed=SEED)
 
 
 def uses_synthetic_twin():
