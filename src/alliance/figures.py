@@ -383,12 +383,15 @@ def sbc_ecdf_figure(rank_rows: pd.DataFrame, kept: int, ci_prob: float = 0.95):
     rng = np.random.default_rng(214)
     for ax, ((model, parameter), group) in zip(axes.flat, groups, strict=False):
         ranks = group["rank"].to_numpy(dtype=float)
+        ax.set_title(f"{model}\n{parameter}", fontsize=7)
+        if ranks.size < 2:  # no ECDF (nor band) from a single rank
+            ax.text(0.5, 0.5, "one simulation", ha="center", fontsize=7)
+            continue
         fractional = (ranks + rng.uniform(size=ranks.size)) / (kept + 1)
         x, ecdf, low, high = ecdf_pit(fractional, ci_prob, 1000, rng=rng)
         ax.fill_between(x, low - x, high - x, color="#cbd2d9", step="post")
         ax.step(x, ecdf - x, where="post", color="#1b7f79")
         ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_title(f"{model}\n{parameter}", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(groups) :]:
         ax.set_visible(False)
