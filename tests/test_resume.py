@@ -201,7 +201,12 @@ def test_a_hangup_stops_like_ctrl_c_unless_ignored():
     def hangup_ignored():
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    default = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    def hangup_default():  # whatever the test run's own disposition (nohup ignores SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    default = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, preexec_fn=hangup_default
+    )
     assert default.stdout.splitlines() == ["True", "interrupted"], default.stderr
     nohup = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, preexec_fn=hangup_ignored
