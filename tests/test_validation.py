@@ -197,3 +197,21 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     html = (workspace / "results/validation/report.html").read_text()
     assert "Acceptance checks" in html and "negative control dropout_not_at_random" in html
     assert "data:image/png;base64," in html
+
+
+def test_replicate_tables_are_stacked_with_the_scenario_and_replicate_of_their_path(tmp_path):
+    from alliance.validation import stacked_replicates
+
+    paths = []
+    for scenario, replicate, verdict in (("s", "001", "supported"), ("t", "002", "weakened")):
+        folder = tmp_path / "replicates" / scenario / replicate
+        folder.mkdir(parents=True)
+        pd.DataFrame({"finding": ["F1"], "verdict": [verdict]}).to_csv(
+            folder / "verdicts.csv", index=False
+        )
+        paths.append(folder / "verdicts.csv")
+    table = stacked_replicates(paths)
+    assert table[["scenario", "replicate", "verdict"]].values.tolist() == [
+        ["s", "001", "supported"],
+        ["t", "002", "weakened"],
+    ]

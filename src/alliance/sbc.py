@@ -77,8 +77,7 @@ def growth_sbc_simulation(data: pd.DataFrame, spec: Mapping, settings: Mapping, 
     truth = {name: float(v[0]) for name, v in scalar_parameters(prior["prior"]).items()}
     simulated = data.assign(wai_total=prior["prior_predictive"]["wai_total"].to_numpy().ravel())
     refit = build_growth_model(simulated, spec, settings["priors"])
-    sampling = {**settings["sampling"], "max_draws": settings["sampling"]["draws"]}
-    idata = fit_bambi(refit, sampling, seed("fit"), cores=1)
+    idata = fit_bambi(refit, settings["sampling"], seed("fit"), cores=1)
     posterior = scalar_parameters(idata["posterior"].to_dataset())
     return ranks(posterior, truth, settings["sbc"]["kept_draws"])
 

@@ -69,7 +69,7 @@ def scenario_config(config: Mapping, scenario: str | None) -> dict:
     ``validation.prior_draws`` prior draws."""
     validation = config["validation"]
     settings = copy.deepcopy(dict(config))
-    overrides = validation["scenarios"][scenario].get("twin") or {} if scenario else {}
+    overrides = (validation["scenarios"][scenario].get("twin") or {}) if scenario else {}
     settings["synthetic_twin"] = deep_update(settings["synthetic_twin"], overrides)
     sampling = {**settings["sampling"], **validation["sampling"]}
     sampling["max_draws"] = sampling["draws"]
@@ -283,3 +283,13 @@ def verdict_table(verdicts: pd.DataFrame, claims: Mapping[str, Mapping[str, bool
             }
         )
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def stacked_replicates(paths) -> pd.DataFrame:
+    """The replicates' tables (``replicates/<scenario>/<replicate>/<table>.csv``) in one, each
+    row with its scenario and replicate, named by the path."""
+    frames = []
+    for path in map(Path, paths):
+        table = pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
+        frames.append(table.assign(scenario=path.parent.parent.name, replicate=path.parent.name))
+    return pd.concat(frames, ignore_index=True)

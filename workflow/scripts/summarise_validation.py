@@ -11,21 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from alliance.sbc import sbc_table
-from alliance.validation import claims_true, coverage_table, verdict_table
+from alliance.validation import (
+    claims_true,
+    coverage_table,
+    stacked_replicates,
+    verdict_table,
+)
 from alliance.validation_report import acceptance, pooled_coverage, render_validation_report
 
-
-def stacked(paths):
-    """The replicates' tables in one, with their scenario and replicate (from the path)."""
-    frames = []
-    for path in map(Path, paths):
-        table = pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
-        frames.append(table.assign(scenario=path.parent.parent.name, replicate=path.parent.name))
-    return pd.concat(frames, ignore_index=True)
-
-
-estimands, verdicts = stacked(smk.input.estimands), stacked(smk.input.verdicts)
-convergence = stacked(smk.input.convergence)
+estimands = stacked_replicates(smk.input.estimands)
+verdicts = stacked_replicates(smk.input.verdicts)
+convergence = stacked_replicates(smk.input.convergence)
 truths = {
     Path(path).stem: pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
     for path in smk.input.truths
