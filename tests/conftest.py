@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,32 @@ def completed_run(tmp_path_factory) -> Path:
     result = run_snakemake(workspace)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workspace
+
+
+class EstimateParser(HTMLParser):
+    """Collects the data attributes of every estimate inside the findings table."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_findings = False
+        self.estimates: list[dict] = []
+        self.findings_rows = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("id") == "findings-table":
+            self.in_findings = True
+        elif self.in_findings and tag == "tr" and "finding" in attributes.get("class", ""):
+            self.findings_rows += 1
+        elif self.in_findings and tag == "span" and attributes.get("class") == "estimate":
+            self.estimates.append(attributes)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_findings = False
+
+
+def findings_of(html: str) -> EstimateParser:
+    parser = EstimateParser()
+    parser.feed(html)
+    return parser
