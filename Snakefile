@@ -23,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/growth.smk"
 include: "workflow/rules/agreement.smk"
 include: "workflow/rules/association.smk"
+include: "workflow/rules/missing_data.smk"
 include: "workflow/rules/estimands.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/validation.smk"
@@ -50,6 +51,7 @@ rule all:
         rules.summarise_associations.output,
         rules.estimands.output,
         rules.findings.output,
+        rules.tipping_points.output,
 
 
 # The simulation study, not part of the default run: `snakemake --cores 4 validation`.

@@ -13,7 +13,17 @@ from conftest import findings_of, run_snakemake
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ["summary", "findings", "data", "aim-a", "aim-b", "aim-c", "computation", "reproduce"]
+SECTIONS = [
+    "summary",
+    "findings",
+    "data",
+    "aim-a",
+    "missing-data",
+    "aim-b",
+    "aim-c",
+    "computation",
+    "reproduce",
+]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -168,8 +168,13 @@ CONFIG_EDITS = {
     ),
     "decision probability": (
         {"summary": {"decision_prob": 0.9}},
-        {"findings", "render_report"},
+        {"findings", "tipping_points", "render_report"},
         FITS | CHECK_RULES | {"summarise_model", "estimands"},
+    ),
+    "the tipping-point grid": (
+        {"missing_data": {"delta": {"step": 0.25, "lowest": -1.0}}},
+        {"tipping_points", "render_report"},
+        FITS | CHECK_RULES | {"summarise_model", "estimands", "findings"},
     ),
     "identification threshold": (
         {"diagnostics": {"min_contraction": 0.3}},

@@ -294,6 +294,20 @@ def raw_data_dir_problem(raw_data_dir: str | None, base: str | Path = ".") -> st
     return None
 
 
+def delta_grid_problem(missing_data: Mapping[str, Any]) -> str | None:
+    """``missing_data.delta`` must step from ``lowest`` to ``highest`` through 0."""
+    from alliance.tipping_points import delta_grid
+
+    delta = (missing_data or {}).get("delta") or {}
+    if not delta:
+        return None
+    try:
+        delta_grid(delta)
+    except ValueError as error:
+        return f"missing_data.delta: {error}."
+    return None
+
+
 def validation_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     """Each validation scenario's twin (its changes merged over ``synthetic_twin``) must be a
     valid ``synthetic_twin``, and ``validation.run`` must name configured scenarios."""
@@ -329,6 +343,7 @@ def startup_problems(
         residual_sd_problem(config["growth"]),
         sampler_problem(config["sampling"]["sampler"]),
         raw_data_dir_problem(config.get("raw_data_dir"), base),
+        delta_grid_problem(config.get("missing_data")),
         *(validation_problems(config, schema) if schema is not None else []),
     ]
     return [problem for problem in problems if problem]

@@ -399,3 +399,39 @@ def sbc_ecdf_figure(rank_rows: pd.DataFrame, kept: int, ci_prob: float = 0.95):
     fig.supylabel("ECDF minus uniform", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def tipping_point_figure(tables: dict[str, pd.DataFrame], thresholds: dict[str, float]):
+    """Heatmaps of each aim (a) finding's decisive probability over the two arms' deltas (x: the
+    digital arm's, y: PTAU's), one row per variant of the shift (``tables``: variant -> rows of
+    results/tables/tipping_points.csv), with the tipping contour where the probability crosses
+    the finding's support threshold (``thresholds``) and the missing-at-random point marked."""
+    from alliance.tipping_points import finding_surface
+
+    findings = list(thresholds)
+    fig, axes = plt.subplots(
+        len(tables), len(findings), figsize=(3.6 * len(findings), 3.2 * len(tables)), squeeze=False
+    )
+    for row_axes, (variant, table) in zip(axes, tables.items(), strict=True):
+        for ax, finding in zip(row_axes, findings, strict=True):
+            surface = finding_surface(table, finding).pivot(
+                index="delta_ptau", columns="delta_digital", values="probability"
+            )
+            x, y = surface.columns.to_numpy(), surface.index.to_numpy()
+            image = ax.pcolormesh(x, y, surface.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+            values = surface.to_numpy()
+            threshold = thresholds[finding]
+            if values.min() < threshold < values.max():
+                ax.contour(x, y, values, levels=[threshold], colors="white", linewidths=2)
+            ax.plot([0], [0], marker="o", color="red", markersize=6)
+            ax.set_title(f"{finding} ({variant} shift)", fontsize=9)
+            ax.set_xlabel("shift of the digital arm's missing ratings")
+            ax.set_ylabel("shift of PTAU's missing ratings")
+            fig.colorbar(image, ax=ax, label="decisive probability")
+    fig.suptitle(
+        "Decisive probability of each finding; white line: its support threshold; "
+        "red dot: missing at random",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig

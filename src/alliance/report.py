@@ -228,6 +228,12 @@ def unidentified_quantities(tables: list[pd.DataFrame], min_contraction: float) 
     return pd.concat(rows, ignore_index=True)
 
 
+def tipping_at_random(table: pd.DataFrame) -> pd.DataFrame:
+    """The tipping-point table's rows at both deltas 0 (the analysis under missing at random)."""
+    at_random = (table["delta_digital"] == 0) & (table["delta_ptau"] == 0)
+    return table[at_random].drop(columns=["delta_digital", "delta_ptau"]).reset_index(drop=True)
+
+
 def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".") -> dict:
     """Everything the template shows, read from the workflow's outputs."""
     detail = pd.read_csv(inputs["estimands_detail"], dtype={"month": str}, keep_default_na=False)
@@ -291,6 +297,13 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "missing_predictors": table(inputs["missing_predictors"]),
         "collinearity": pd.concat([table(p) for p in inputs["collinearity"]]),
         "association_within_between": within_between_view(within_between),
+        "tipping_sentences": table(inputs["tipping_sentences"]),
+        "tipping_weights": table(inputs["tipping_weights"]),
+        "tipping_at_random": tipping_at_random(
+            table(inputs["tipping_points"], dtype={"month": str}, keep_default_na=False)
+        ),
+        "delta_grid": config["missing_data"]["delta"],
+        "months": months,
         "detail": detail,
         "validation": (
             table(inputs["validation_acceptance"]) if "validation_acceptance" in inputs else None

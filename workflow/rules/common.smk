@@ -202,6 +202,9 @@ def report_inputs(wildcards):
             "association", expand("{rater}_pooled", rater=RATERS), "collinearity.csv"
         ),
         "association_within_between": rules.summarise_associations.output.within_between,
+        "tipping_sentences": rules.tipping_points.output.sentences,
+        "tipping_weights": rules.tipping_points.output.weights,
+        "tipping_points": rules.tipping_points.output.constant,
         "prior_sensitivity": [
             *results(
                 "growth",
@@ -224,6 +227,7 @@ def report_inputs(wildcards):
         "fig_growth_ppc_therapist": rules.summarise_growth.output.ppc_therapist,
         "fig_growth_trajectories": rules.summarise_growth.output.trajectories,
         "fig_growth_contrasts": rules.summarise_growth.output.forest,
+        "fig_tipping_points": rules.tipping_points.output.figure,
         "fig_agreement_prior": rules.check_agreement.output.prior_check,
         "fig_rater_correlations": rules.check_agreement.output.correlations,
         "fig_bland_altman": rules.summarise_agreement.output.bland_altman,
