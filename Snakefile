@@ -52,6 +52,7 @@ rule all:
         rules.estimands.output,
         rules.findings.output,
         rules.tipping_points.output,
+        rules.describe_missing_data.output,
 
 
 # The simulation study, not part of the default run: `snakemake --cores 4 validation`.

@@ -404,3 +404,18 @@ def truth_and_bias_labels(table: pd.DataFrame) -> pd.Series:
         + ", month "
         + table["month"].astype(str)
     )
+
+
+def agreement_growth_contrasts(posterior: xr.Dataset, months: list[int]) -> dict:
+    """Aim (a)'s quantities under the bivariate model (missing at random given both raters: a
+    therapist's rating informs a missing patient rating through the correlated patient effects
+    and residuals, and vice versa): per rater, the arm x month means ``level + change * time``
+    and :func:`alliance.growth.growth_contrasts` of them."""
+    from alliance.growth import growth_contrasts
+
+    time = xr.DataArray(time_code(months, months), dims="month", coords={"month": months})
+    means = posterior["level"] + posterior["change"] * time
+    return {
+        rater: growth_contrasts(means.sel(rater=rater).drop_vars("rater"))
+        for rater in means["rater"].values
+    }

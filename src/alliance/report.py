@@ -18,6 +18,7 @@ import yaml
 
 from alliance.design import ARMS, RATERS
 from alliance.findings import findings_table
+from alliance.missing_data import dropout_sentence
 from alliance.posterior_summary import not_identified_rows, percent
 from alliance.sampling import model_sampling
 from alliance.sensitivity import NOT_IDENTIFIED
@@ -303,6 +304,12 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
             table(inputs["tipping_points"], dtype={"month": str}, keep_default_na=False)
         ),
         "delta_grid": config["missing_data"]["delta"],
+        "missing_patterns": table(inputs["missing_patterns"]),
+        "dropout_model": table(inputs["dropout_model"]),
+        "dropout_sentence": dropout_sentence(table(inputs["dropout_model"])),
+        "given_both_raters": table(
+            inputs["given_both_raters"], dtype={"month": str}, keep_default_na=False
+        ),
         "months": months,
         "detail": detail,
         "validation": (

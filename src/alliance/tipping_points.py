@@ -38,7 +38,7 @@ import xarray as xr
 
 from alliance.design import ARMS, REFERENCE_ARM, TREATMENT_ARM
 from alliance.findings import FINDINGS, claim_probability, support_threshold, verdict
-from alliance.posterior_summary import rope_for
+from alliance.posterior_summary import month_labels, rope_for
 
 #: The findings about aim (a): the arm differences (F1) and the differences in change (F2, F3).
 TIPPING_FINDINGS = tuple(f for f in FINDINGS if f.key in ("F1", "F2", "F3"))
@@ -173,7 +173,7 @@ def tipping_rows(
             table = quantity_summary(estimands[name], summary["ci_prob"], rope_for(name, summary))
             detail.append(table.assign(estimand=name, rater=rater))
     detail = pd.concat(detail, ignore_index=True)
-    detail["month"] = [_month_label(month) for month in detail.get("month", "")]
+    detail["month"] = month_labels(pd.to_numeric(detail["month"], errors="coerce"))
     detail[["arm", "term"]] = ""
     grid_columns = list(DELTA_DIMS.values())
     tables = []
@@ -208,12 +208,6 @@ def _matching(detail: pd.DataFrame, estimand: str, selector: Mapping) -> pd.Data
     for column, value in selector.items():
         match &= detail[column].astype(str) == str(value)
     return detail[match]
-
-
-def _month_label(month) -> str:
-    if month is None or month == "" or (isinstance(month, float) and np.isnan(month)):
-        return ""
-    return str(int(month))
 
 
 def finding_surface(table: pd.DataFrame, finding: str) -> pd.DataFrame:

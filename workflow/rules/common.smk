@@ -205,6 +205,9 @@ def report_inputs(wildcards):
         "tipping_sentences": rules.tipping_points.output.sentences,
         "tipping_weights": rules.tipping_points.output.weights,
         "tipping_points": rules.tipping_points.output.constant,
+        "missing_patterns": rules.describe_missing_data.output.patterns,
+        "dropout_model": rules.describe_missing_data.output.dropout,
+        "given_both_raters": rules.describe_missing_data.output.both_raters,
         "prior_sensitivity": [
             *results(
                 "growth",
@@ -228,6 +231,7 @@ def report_inputs(wildcards):
         "fig_growth_trajectories": rules.summarise_growth.output.trajectories,
         "fig_growth_contrasts": rules.summarise_growth.output.forest,
         "fig_tipping_points": rules.tipping_points.output.figure,
+        "fig_trajectories_by_dropout": rules.describe_missing_data.output.figure,
         "fig_agreement_prior": rules.check_agreement.output.prior_check,
         "fig_rater_correlations": rules.check_agreement.output.correlations,
         "fig_bland_altman": rules.summarise_agreement.output.bland_altman,
