@@ -71,11 +71,12 @@ def test_patterns_and_trajectories_count_each_patient_once():
     }
     assert digital["share"].sum() == pytest.approx(1.0)
     trajectories = trajectories_by_dropout(alliance, MONTHS)
-    patient = trajectories[trajectories.rater == "patient"].set_index(["group", "month"])
-    assert patient.loc[("last rated at month 3", 3), "mean"] == 4.0
-    assert patient.loc[("last rated at month 6", 6), "mean"] == 4.0
-    assert patient.loc[("complete", 12), "mean"] == pytest.approx(6.25)
-    assert patient.loc[("intermittent", 6), "n"] == 1
+    patient = trajectories[trajectories.rater == "patient"].set_index(["arm", "group", "month"])
+    assert patient.loc[("digital", "last rated at month 3", 3), "mean"] == 4.0
+    assert patient.loc[("digital", "last rated at month 6", 6), "mean"] == 4.0
+    assert patient.loc[("digital", "complete", 12), "mean"] == 6.0
+    assert patient.loc[("ptau", "complete", 12), "mean"] == 6.5
+    assert patient.loc[("ptau", "intermittent", 6), "n"] == 1
 
 
 def test_dropout_rows_need_an_observed_previous_rating():
@@ -196,4 +197,4 @@ def test_the_workflow_describes_the_missing_ratings_in_the_report(completed_run)
     html = (results / "report.html").read_text()
     for element in ("missing-patterns", "dropout-sentence", "given-both-raters"):
         assert f'id="{element}"' in html
-    assert dropout_sentence(dropout).replace("'", "&#39;") in html
+    assert "previous rating multiplies the odds" in html

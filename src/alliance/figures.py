@@ -439,25 +439,28 @@ def tipping_point_figure(tables: dict[str, pd.DataFrame], thresholds: dict[str, 
 
 def dropout_trajectories_figure(trajectories: pd.DataFrame, months: list[int]):
     """Mean observed WAI score by month per dropout group (complete, last rated at month m,
-    intermittent), one panel per rater, with ± 2 SE (``trajectories``: rater, group, month, n,
-    mean, se; alliance.missing_data.trajectories_by_dropout)."""
-    fig, axes = plt.subplots(1, len(RATERS), figsize=(5 * len(RATERS), 3.6), sharey=True)
-    for ax, rater in zip(np.atleast_1d(axes), RATERS, strict=True):
-        rows = trajectories[trajectories["rater"] == rater]
-        for group, line in rows.groupby("group", sort=True):
-            line = line.sort_values("month")
-            ax.errorbar(
-                line["month"],
-                line["mean"],
-                yerr=2 * line["se"].fillna(0),
-                marker="o",
-                capsize=3,
-                label=f"{group} (n={int(line['n'].max())})",
-            )
-        ax.set_xticks(months)
-        ax.set_xlabel("month")
-        ax.set_title(f"{rater} rating", fontsize=10)
-        ax.legend(fontsize=7)
-    np.atleast_1d(axes)[0].set_ylabel("mean observed WAI score (± 2 SE)")
+    intermittent), one panel per rater (rows) and arm (columns), with ± 2 SE (``trajectories``:
+    rater, arm, group, month, n, mean, se; alliance.missing_data.trajectories_by_dropout)."""
+    fig, axes = plt.subplots(
+        len(RATERS), len(ARMS), figsize=(5 * len(ARMS), 3.2 * len(RATERS)), sharey=True
+    )
+    for row_axes, rater in zip(np.atleast_2d(axes), RATERS, strict=True):
+        for ax, arm in zip(row_axes, ARMS, strict=True):
+            rows = trajectories[(trajectories["rater"] == rater) & (trajectories["arm"] == arm)]
+            for group, line in rows.groupby("group", sort=True):
+                line = line.sort_values("month")
+                ax.errorbar(
+                    line["month"],
+                    line["mean"],
+                    yerr=2 * line["se"].fillna(0),
+                    marker="o",
+                    capsize=3,
+                    label=f"{group} (n={int(line['n'].max())})",
+                )
+            ax.set_xticks(months)
+            ax.set_xlabel("month")
+            ax.set_title(f"{rater} rating, {arm} arm", fontsize=10)
+            ax.legend(fontsize=7)
+        row_axes[0].set_ylabel("mean observed WAI (± 2 SE)")
     fig.tight_layout()
     return fig

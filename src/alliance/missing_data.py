@@ -86,8 +86,8 @@ def dropout_group(flags: np.ndarray, months: Sequence[int]) -> str:
 
 
 def trajectories_by_dropout(alliance: pd.DataFrame, months: Sequence[int]) -> pd.DataFrame:
-    """Mean observed WAI score by rater, dropout group and month (columns rater, group, month,
-    n, mean, se); patients who never rated have no trajectory."""
+    """Mean observed WAI score by rater, arm, dropout group and month (columns rater, arm, group,
+    month, n, mean, se); patients who never rated have no trajectory."""
     rows = []
     for rater in RATERS:
         assessed = assessed_table(alliance, rater, months)
@@ -97,11 +97,14 @@ def trajectories_by_dropout(alliance: pd.DataFrame, months: Sequence[int]) -> pd
         }
         rated = alliance[(alliance["rater"] == rater) & alliance["assessed"]].copy()
         rated["group"] = rated["patient_id"].map(groups)
-        summary = rated.groupby(["group", "month"])["wai_total"].agg(["count", "mean", "std"])
-        for (group, month), row in summary.iterrows():
+        summary = rated.groupby(["arm", "group", "month"])["wai_total"].agg(
+            ["count", "mean", "std"]
+        )
+        for (arm, group, month), row in summary.iterrows():
             rows.append(
                 {
                     "rater": rater,
+                    "arm": arm,
                     "group": group,
                     "month": int(month),
                     "n": int(row["count"]),
@@ -233,35 +236,38 @@ def dropout_summary(posterior: xr.Dataset, ci_prob: float) -> pd.DataFrame:
     return table
 
 
-def dropout_sentence(summary: pd.DataFrame) -> str:
-    """What the dropout model says about the missing-at-random assumption, in one sentence."""
+def dropout_sentence(summary: pd.DataFrame, decision_prob: float = 0.95) -> str:
+    """What the dropout model says about the missing-at-random assumption, in one sentence;
+    a direction is stated when its posterior probability reaches ``decision_prob``."""
     row = summary.set_index("term").loc["previous_rating_sd"]
     lower = 1 / row["odds_ratio"]
     interval = f"{1 / row['odds_ratio_ci_high']:.2f} to {1 / row['odds_ratio_ci_low']:.2f}"
     probability = 1 - row["prob_positive"]
-    if probability >= 0.95:
+    caveat = (
+        "Each growth model conditions on the same rater's earlier ratings only: if missingness "
+        "depended on the other rater's rating, the comparison with both raters below would show "
+        "it; whether the missing ratings depend on the unobserved rating itself cannot be "
+        "checked from the data, which is what the tipping points below explore."
+    )
+    if probability >= decision_prob:
         verdict = (
             "so the ratings are not missing completely at random: a lower alliance precedes a "
-            "missing rating. Missing at random, which the growth models assume, allows this (the "
-            "models condition on the earlier ratings); whether the missing ratings also depend "
-            "on the unobserved rating itself cannot be checked from the data, which is what the "
-            "tipping points below explore."
+            "missing rating. Missing at random, which the growth models assume, allows this."
         )
-    elif probability <= 0.05:
+    elif probability <= 1 - decision_prob:
         verdict = (
-            "so a higher alliance precedes a missing rating; missing at random allows this, and "
-            "the tipping points below explore dependence on the unobserved rating itself."
+            "so a higher alliance precedes a missing rating: not missing completely at random, "
+            "which missing at random allows."
         )
     else:
         verdict = (
             "so the data show no clear dependence of missingness on the previous rating; that "
-            "does not establish missing at random (missingness could still depend on the "
-            "unobserved rating), which is what the tipping points below explore."
+            "does not establish missing at random."
         )
     return (
         f"Each standard deviation lower previous rating multiplies the odds that the next rating "
         f"is missing by {lower:.2f} ({interval}; posterior probability {probability:.2f} that "
-        f"lower ratings precede missing ones), {verdict}"
+        f"lower ratings precede missing ones), {verdict} {caveat}"
     )
 
 

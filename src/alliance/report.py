@@ -306,7 +306,9 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "delta_grid": config["missing_data"]["delta"],
         "missing_patterns": table(inputs["missing_patterns"]),
         "dropout_model": table(inputs["dropout_model"]),
-        "dropout_sentence": dropout_sentence(table(inputs["dropout_model"])),
+        "dropout_sentence": dropout_sentence(
+            table(inputs["dropout_model"]), config["summary"]["decision_prob"]
+        ),
         "given_both_raters": table(
             inputs["given_both_raters"], dtype={"month": str}, keep_default_na=False
         ),

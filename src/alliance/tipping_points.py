@@ -9,18 +9,26 @@ below that prediction for a published claim's verdict to change.
 observed or not, had the missing ratings of arm ``a`` been their MAR prediction shifted by
 ``delta_a`` item points. Under MAR (both deltas 0) this is the reported model's marginal mean.
 
-**From the saved draws, without refitting.** Shifting each missing rating by ``delta_a`` shifts the
-arm's mean over its patients by ``delta_a`` times the share of its patients whose rating is
-missing at that month (``weights``): for every posterior draw, the shifted marginal mean is
+**From the saved draws, without refitting.** The estimand is defined on the model's population
+scale: for every posterior draw, the shifted marginal mean is
 
     mean_a,m(delta) = mean_a,m + delta_a * weight_a,m,
 
-the arm differences and the difference in change follow as in the reported analysis
+where ``weight_a,m`` is the share of the arm's randomised patients whose rating is missing at
+that month (taken as known from the data). This is what the shift does to an arm mean: each
+missing rating enters it with weight 1/N_a at its prediction, and the shift adds delta_a to each
+of them. The arm differences and the difference in change follow as in the reported analysis
 (:func:`alliance.growth.growth_contrasts`), and the verdicts as in the main report
-(:func:`alliance.findings.verdict`). The identity is exact: the MAR prediction of each missing
-rating enters the arm mean with weight 1/N_a and the shift adds delta_a to each of them. (For a
-censored growth model the marginal mean is the expected capped score; adding the shift to it
-ignores the cap on the shifted ratings, which matters only for shifts upwards near the ceiling.)
+(:func:`alliance.findings.verdict`). The model's marginal mean is a population mean (group
+effects integrated out), not the trial's own average of observed and predicted ratings; a test
+(tests/test_tipping_points.py) checks the definition against a trial whose missing ratings were
+generated lower than at random, with the scale's limits. The scale's limits are not applied to
+the shift: for downward shifts (the default grid) they hardly bind, but upward shifts near the
+ceiling (and any shift of a censored model's expected capped score) overstate the move.
+
+A finding with a two-sided claim (F3: "did differ") can be supported again beyond its tipping
+point, in the other direction; a claim of no difference (F2) is most probable near one delta and
+less on either side. The sentences name the first change from missing at random only.
 
 Two variants of the shift: ``constant`` (every missing rating ``delta_a`` below its prediction)
 and ``growing`` (``delta_a`` times the number of scheduled assessments since the patient's last
@@ -63,16 +71,24 @@ DELTA_DIMS = {arm: f"delta_{arm}" for arm in ARMS}
 
 def delta_grid(settings: Mapping) -> np.ndarray:
     """The shifts of each arm's missing ratings, in item points: ``lowest`` to ``highest`` by
-    ``step`` (config ``missing_data.delta``), rounded to the step's decimals; 0 must be one."""
+    ``step`` (config ``missing_data.delta``), rounded to the step's decimals; 0 must be one of
+    them, and there must be more than one."""
     lowest, highest, step = (float(settings[k]) for k in ("lowest", "highest", "step"))
     count = int(round((highest - lowest) / step)) + 1
-    decimals = max(0, -int(np.floor(np.log10(step))) + 1)
+    decimals = _decimals(step)
     grid = np.round(lowest + step * np.arange(count), decimals)
-    if not np.isclose(grid[-1], highest) or not np.any(grid == 0):
+    if count < 2 or not np.isclose(grid[-1], highest) or not np.any(grid == 0):
         raise ValueError(
-            f"the delta grid {lowest:g} to {highest:g} by {step:g} must reach its end and hold 0"
+            f"the delta grid {lowest:g} to {highest:g} by {step:g} must reach its end, hold 0 "
+            "and more than one value"
         )
     return grid
+
+
+def _decimals(step: float) -> int:
+    """Decimals that show every multiple of ``step`` exactly (0.125 -> 3)."""
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
 
 
 def visits_since_last_observed(assessed: pd.DataFrame) -> pd.DataFrame:
@@ -237,16 +253,22 @@ def first_change(surface: pd.DataFrame, along: str, verdict_at_zero: str, downwa
 ARM_NAMES = {TREATMENT_ARM: "the digital arm", REFERENCE_ARM: "PTAU"}
 
 
-def tipping_sentence(table: pd.DataFrame, finding: str, variant: str = "constant") -> str:
+def tipping_sentence(
+    table: pd.DataFrame, finding: str, variant: str = "constant", no_missing: Sequence[str] = ()
+) -> str:
     """One plain sentence on how far the missing ratings would have to depart from missing at
     random for the finding's verdict to change: each arm's shift alone (the other arm's missing
-    ratings at random), in each direction the grid covers."""
+    ratings at random), in each direction the grid covers. ``no_missing``: arms without a
+    missing rating for the finding's rater(s), which no shift can move."""
     surface = finding_surface(table, finding)
     zero = np.isclose(surface["delta_digital"], 0) & np.isclose(surface["delta_ptau"], 0)
     at_random = str(surface.loc[zero, "verdict"].iloc[0])
     per_visit = " for each assessment since their last rating" if variant == "growing" else ""
     changes, holds = [], []
     for arm in ARMS:
+        if arm in no_missing:
+            holds.append(f"{ARM_NAMES[arm]} having no missing ratings")
+            continue
         deltas = surface[DELTA_DIMS[arm]]
         for downward, side, end in ((True, "below", deltas.min()), (False, "above", deltas.max())):
             if np.isclose(end, 0):
@@ -254,14 +276,14 @@ def tipping_sentence(table: pd.DataFrame, finding: str, variant: str = "constant
             change = first_change(surface, DELTA_DIMS[arm], at_random, downward)
             if change is None:
                 holds.append(
-                    f"{ARM_NAMES[arm]}'s missing ratings up to {abs(end):.1f} points "
+                    f"{ARM_NAMES[arm]}'s missing ratings up to {_points(end)} "
                     f"{side} their prediction{per_visit}"
                 )
             else:
                 delta, becomes = change
                 changes.append(
                     f"becomes {becomes} if {ARM_NAMES[arm]}'s missing ratings were "
-                    f"{abs(delta):.1f} points {side} their prediction{per_visit}"
+                    f"{_points(delta)} {side} their prediction{per_visit}"
                 )
     sentence = f"{finding} ({at_random} under missing at random) "
     if changes:
@@ -271,6 +293,12 @@ def tipping_sentence(table: pd.DataFrame, finding: str, variant: str = "constant
     else:
         sentence += f"stays {at_random} with " + " or ".join(holds)
     return sentence + " (the other arm's missing ratings at random)."
+
+
+def _points(delta: float) -> str:
+    """A shift's size in words: "0.25 points", "1 point"."""
+    size = abs(float(delta))
+    return f"{size:g} point{'' if size == 1 else 's'}"
 
 
 def support_thresholds(decision_prob: float) -> dict[str, float]:
@@ -309,6 +337,16 @@ def tipping_analysis(
     ``sentences`` (columns finding, variant, sentence), ``weights`` (:func:`weights_table`) and
     ``thresholds`` (each finding's support threshold)."""
     grid = delta_grid(delta)
+    weights = {rater: missing_weights(alliance, rater, months, "constant") for rater in fits}
+
+    def arms_without_missing(finding) -> list[str]:
+        raters = {selector["rater"] for selector in finding.selectors}
+        return [
+            arm
+            for arm in ARMS
+            if all(float(weights[rater].sel(arm=arm).sum()) == 0 for rater in raters)
+        ]
+
     tables = {
         variant: tipping_rows(
             {
@@ -328,7 +366,7 @@ def tipping_analysis(
             {
                 "finding": f.key,
                 "variant": variant,
-                "sentence": tipping_sentence(table, f.key, variant),
+                "sentence": tipping_sentence(table, f.key, variant, arms_without_missing(f)),
             }
             for variant, table in tables.items()
             for f in TIPPING_FINDINGS
