@@ -278,7 +278,10 @@ def test_recovers_the_twin_and_tells_effects_from_nulls(rater, tmp_path):
         else:
             assert not supported_robustly(rows, "positive", 0.95), term
 
-    # More missing predictors: the same conclusions, and no assessment dropped.
+    # More missing predictors: the same conclusions, and no assessment dropped (the patient's
+    # model, which has every kind of term the therapist's has, and more).
+    if rater != "patient":
+        return
     gappy = load_config(
         {
             "sampling": REDUCED,

@@ -33,9 +33,9 @@ SCENARIOS = {
         "therapists_per_centre_arm": 1,
     },
     # Heavy dropout, monotone only: once missing, missing at every later month, half gone by
-    # month 12 (the default twin's dropout is intermittent), in a trial of 1,000 patients.
+    # month 12 (the default twin's dropout is intermittent), in a trial of 500 patients.
     "heavy_monotone_dropout_large": {
-        "n_patients": 1000,
+        "n_patients": 500,
         "dropout_pattern": "monotone",
         "missing_assessment": {
             "digital": {3: 0.15, 6: 0.35, 12: 0.55},
