@@ -253,10 +253,9 @@ def test_at_the_true_shift_the_analysis_recovers_what_missing_at_random_misses(t
     from alliance.growth import build_growth_model, growth_data, marginal_means
     from alliance.input_data import read_trial_data
     from alliance.sampling import fit_bambi
-    from alliance.seeds import rng_for
     from alliance.settings import load_config
     from alliance.tipping_points import quantity_summary
-    from alliance.twin import apply_missingness, simulate_trial, write_input_files
+    from alliance.twin import simulate_complete_and_observed, write_input_files
 
     seed = 5
     config = load_config(
@@ -270,16 +269,8 @@ def test_at_the_true_shift_the_analysis_recovers_what_missing_at_random_misses(t
             },
         }
     )
-    twin, instrument = config["synthetic_twin"], config["instrument"]
-    complete = simulate_trial(
-        twin,
-        instrument,
-        twin["n_patients"],
-        centres=list(twin["centres"]),
-        centre_shares=list(twin["centre_shares"]),
-        rng=rng_for(seed, "twin", "trial"),
-    )
-    observed = apply_missingness(complete, twin, rng_for(seed, "twin", "missingness"), instrument)
+    instrument = config["instrument"]
+    complete, observed = simulate_complete_and_observed(config, seed)
     write_input_files(observed, tmp_path)
     alliance = build_analysis_tables(read_trial_data(tmp_path, config), instrument)["alliance"]
     spec = config["growth"]["models"][config["growth"]["reported_model"]]

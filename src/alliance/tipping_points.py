@@ -113,11 +113,9 @@ def missing_weights(alliance: pd.DataFrame, rater: str, months: Sequence[int], v
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    rows = alliance[alliance["rater"] == rater]
-    assessed = rows.pivot_table(
-        index=["arm", "patient_id"], columns="month", values="assessed", aggfunc="any"
-    ).reindex(columns=list(months), fill_value=False)
-    assessed = assessed.fillna(False).astype(bool)
+    from alliance.missing_data import assessed_table
+
+    assessed = assessed_table(alliance, rater, months)
     if variant == "constant":
         shifted = (~assessed).astype(float)
     else:

@@ -528,9 +528,11 @@ def population_slopes(data: pd.DataFrame, terms: list[str], months: list[int]) -
     return coef[: len(terms)]
 
 
-def simulate_observed(config: Mapping, seed: int) -> SimulatedTrial:
-    """One trial of the config's twin with its missing data, without the true estimands (which
-    depend on the twin's assumed values only): a replicate of the validation study."""
+def simulate_complete_and_observed(
+    config: Mapping, seed: int
+) -> tuple[SimulatedTrial, SimulatedTrial]:
+    """One trial of the config's twin before and after its missing data (the complete trial holds
+    every answer a missing rating would have had)."""
     from alliance.seeds import rng_for
 
     twin, instrument = config["synthetic_twin"], config["instrument"]
@@ -542,7 +544,14 @@ def simulate_observed(config: Mapping, seed: int) -> SimulatedTrial:
         centre_shares=list(twin["centre_shares"]),
         rng=rng_for(seed, "twin", "trial"),
     )
-    return apply_missingness(complete, twin, rng_for(seed, "twin", "missingness"), instrument)
+    observed = apply_missingness(complete, twin, rng_for(seed, "twin", "missingness"), instrument)
+    return complete, observed
+
+
+def simulate_observed(config: Mapping, seed: int) -> SimulatedTrial:
+    """One trial of the config's twin with its missing data, without the true estimands (which
+    depend on the twin's assumed values only): a replicate of the validation study."""
+    return simulate_complete_and_observed(config, seed)[1]
 
 
 def generate_twin(config: Mapping, seed: int | None = None) -> Twin:
