@@ -1,0 +1,218 @@
+"""Compile once, fit many: models whose data are inputs, compiled by nutpie once per process and
+refitted on each new data set at the cost of sampling alone.
+
+Compiling a model costs far more than sampling it at the validation's size (measured on the
+project's machine: the association model 20-90 s to compile and 3 s to sample 2 x 1,000
+iterations; the agreement model 10-35 s and 4 s). The simulation study (:mod:`alliance.validation`)
+and the simulation-based calibration (:mod:`alliance.sbc`) fit the same model structure to
+hundreds of simulated trials, so they build each model once with its data as ``pm.Data`` inputs,
+compile it once, and swap the data in (``nutpie``'s ``with_data``) for every fit.
+
+The number of parameters of a compiled model is fixed, so every group-level effect is indexed by
+the trial's randomised patients and therapists (not by those who happen to have a rating in one
+data set): a patient without a rating has effects drawn from their prior, which leaves the
+posterior of every other parameter unchanged. The number of observations may differ from fit to
+fit.
+
+The growth models are Bambi models in the workflow's fits; :func:`growth_refit_model` is the same
+model written in PyMC with data inputs, with Bambi's parameter names (so the estimand code reads
+its draws unchanged). Its log density equals the Bambi model's (a test), and the validation's
+growth fits are these.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+class CompiledModel:
+    """A PyMC model with ``pm.Data`` inputs, compiled by nutpie once; :meth:`fit` samples it on
+    new values of its inputs (same rank; the length of an observation vector may change)."""
+
+    def __init__(self, model, log=None):
+        import nutpie
+
+        start = time.perf_counter()
+        self.model = model
+        self.compiled = nutpie.compile_pymc_model(model)
+        self.compile_seconds = time.perf_counter() - start
+        self.fits = 0
+        if log is not None:
+            log.info(
+                "compiled a model of %d parameters once in %.1f s",
+                self.compiled.n_dim,
+                self.compile_seconds,
+            )
+
+    def fit(self, inputs: Mapping[str, np.ndarray], sampling: Mapping, seed: int):
+        """The posterior and sampler statistics of the model on ``inputs`` (name -> values of its
+        ``pm.Data`` variables), sampled as ``sampling`` says (chains, draws kept per chain,
+        ``thin``, tune, target_accept), one chain after another."""
+        import nutpie
+
+        from alliance.sampling import thinned
+
+        thin = int(sampling.get("thin", 1))
+        tree = nutpie.sample(
+            self.compiled.with_data(**inputs),
+            draws=int(sampling["draws"]) * thin,
+            tune=int(sampling["tune"]),
+            chains=int(sampling["chains"]),
+            cores=1,
+            seed=int(seed),
+            target_accept=float(sampling["target_accept"]),
+            save_warmup=False,
+            progress_bar=False,
+        )
+        self.fits += 1
+        return thinned(tree, thin)
+
+
+def codes(values: pd.Series, levels: Sequence) -> np.ndarray:
+    """Each value's position in ``levels``; an error for a value not among them."""
+    index = pd.Index(list(levels)).get_indexer(values)
+    if (index < 0).any():
+        unknown = sorted(set(pd.Series(values)[index < 0].astype(str)))[:5]
+        raise ValueError(f"values outside the compiled model's levels: {', '.join(unknown)}")
+    return index.astype("int64")
+
+
+@dataclass
+class GrowthStructure:
+    """What a growth model's compiled form is built on: the Bambi model of one data set (its
+    formula's design for new data, its parameter names), the specification and priors, and the
+    trial's patients and therapists (the levels of the group effects)."""
+
+    reference: object
+    spec: Mapping
+    priors: Mapping
+    patients: list
+    therapists: list
+    upper: float
+    group_terms: dict = field(init=False)
+
+    def __post_init__(self):
+        from alliance.growth import group_terms
+
+        self.group_terms = {}
+        for name in group_terms(self.reference):
+            expression, factor = (part.strip() for part in name.split("|"))
+            if factor not in ("patient_id", "therapist_id"):
+                raise ValueError(f"group term {name!r}: only patient and therapist groups refit")
+            self.group_terms[name] = (expression, factor)
+
+    def dims_of(self, name: str) -> tuple[str, ...]:
+        """The dimensions Bambi gives parameter ``name`` (none for a scalar)."""
+        return tuple(self.reference.backend.model.named_vars_to_dims.get(name) or ())
+
+    def coords_of(self, dim: str) -> list:
+        return list(self.reference.backend.model.coords[dim])
+
+    def levels(self, factor: str) -> list:
+        return self.patients if factor == "patient_id" else self.therapists
+
+    def common_design(self, data: pd.DataFrame, component: str = "mu") -> np.ndarray:
+        design = self.reference.parameters[component].design.common
+        return np.asarray(design.evaluate_new_data(data).design_matrix, dtype="float64")
+
+    def inputs(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The model's data inputs from one rater's growth data
+        (:func:`alliance.growth.growth_data`)."""
+        values = {
+            "common_design": self.common_design(data),
+            "wai_observed": data["wai_total"].to_numpy(dtype="float64"),
+        }
+        for factor in {factor for _, factor in self.group_terms.values()}:
+            values[f"{factor}_code"] = codes(data[factor], self.levels(factor))
+        for expression, _ in self.group_terms.values():
+            if expression != "1":
+                values[f"{expression}_value"] = data[expression].to_numpy(dtype="float64")
+        if self.spec.get("residual_sd_by"):
+            values["sigma_design"] = self.common_design(data, "sigma")
+        return values
+
+
+def growth_structure(
+    data: pd.DataFrame,
+    spec: Mapping,
+    priors: Mapping,
+    patients: Sequence,
+    therapists: Sequence,
+    upper: float,
+) -> GrowthStructure:
+    """The structure of a growth model on data like ``data`` (one rater's growth data);
+    ``upper``: the scale's ceiling (a censored likelihood's bound)."""
+    from alliance.growth import build_growth_model
+
+    reference = build_growth_model(data, spec, priors)
+    return GrowthStructure(reference, spec, priors, list(patients), list(therapists), upper)
+
+
+def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
+    """The PyMC form of the Bambi growth model of ``structure``, its data as inputs (initial
+    values from ``data``): the same priors, non-centred group effects and likelihood, and the
+    same parameter names, dimensions and coordinates as Bambi gives them."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    spec, priors = structure.spec, structure.priors
+    design = structure.reference.parameters["mu"].design.common
+    inputs = structure.inputs(data)
+
+    def coefficient(name: str, entry: Mapping):
+        """A common coefficient named, shaped and labelled as in the Bambi model."""
+        dims = structure.dims_of(name)
+        for dim in dims:
+            if dim not in model.coords:
+                model.add_coord(dim, structure.coords_of(dim))
+        value = pm.Normal(name, mu=entry.get("mu", 0), sigma=entry["sigma"], dims=dims or None)
+        return value if dims else value[None]
+
+    with pm.Model() as model:
+        x = pm.Data("common_design", inputs["common_design"])
+        mu = pt.dot(
+            x,
+            pt.concatenate(
+                [
+                    coefficient(term, priors["intercept" if term == "Intercept" else "common"])
+                    for term in design.slices
+                ]
+            ),
+        )
+        codes_of = {
+            factor: pm.Data(f"{factor}_code", inputs[f"{factor}_code"])
+            for factor in sorted({factor for _, factor in structure.group_terms.values()})
+        }
+        for name, (expression, factor) in structure.group_terms.items():
+            dim = f"{factor}__factor_dim"
+            if dim not in model.coords:
+                model.add_coord(dim, [str(level) for level in structure.levels(factor)])
+            sd = pm.HalfNormal(f"{name}_sigma", sigma=priors["group_sd"][name]["sd"])
+            offset = pm.Normal(f"{name}_offset", 0, 1, dims=dim)
+            effect = (offset * sd)[codes_of[factor]]
+            if expression != "1":
+                effect = effect * pm.Data(f"{expression}_value", inputs[f"{expression}_value"])
+            mu = mu + effect
+        if spec.get("residual_sd_by"):
+            sigma_design = pm.Data("sigma_design", inputs["sigma_design"])
+            (name,) = structure.reference.parameters["sigma"].design.common.slices
+            sigma = pt.exp(pt.dot(sigma_design, coefficient(f"sigma_{name}", priors["log_sigma"])))
+        else:
+            sigma = pm.HalfNormal("sigma", sigma=priors["sigma"]["sigma"])
+        observed = pm.Data("wai_observed", inputs["wai_observed"])
+        if spec["likelihood"] == "censored_gaussian":
+            pm.Censored(
+                "wai_total",
+                pm.Normal.dist(mu=mu, sigma=sigma),
+                lower=None,
+                upper=structure.upper,
+                observed=observed,
+            )
+        else:
+            pm.Normal("wai_total", mu=mu, sigma=sigma, observed=observed)
+    return model
