@@ -23,7 +23,7 @@ jointly. Agreement quantities are computed from the draws per arm.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -84,29 +84,60 @@ def rating_rows(pairs: pd.DataFrame) -> RatingRows:
     return RatingRows(patient_rows, therapist_rows, paired, partner)
 
 
-def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
-    """The PyMC model; ``pairs`` from :func:`agreement_data`."""
+def agreement_inputs(pairs: pd.DataFrame, patients: Sequence, therapists: Sequence) -> dict:
+    """The agreement model's data inputs from ``pairs`` (:func:`agreement_data`), its patient and
+    therapist effects indexed by ``patients`` and ``therapists``: each patient's arm, and per
+    observed rating of each rater its patient, therapist, arm, time and value; per therapist
+    rating, whether the patient also rated and the position of the patient's rating."""
+    from alliance.refit import codes
+
+    rows = rating_rows(pairs)
+    arm_of = pairs.drop_duplicates("patient_id").set_index("patient_id")["arm"]
+    patient_arm = arm_of.reindex(list(patients)).cat.codes.to_numpy()
+    # A patient without a rating in these data still has effects (drawn from their prior); the
+    # arm of such a patient does not matter, so any valid arm code stands in.
+    inputs = {"patient_arm": np.where(patient_arm < 0, 0, patient_arm).astype("int64")}
+    arm_index = pairs["arm"].cat.codes.to_numpy().astype("int64")
+    for r, rater in enumerate(RATERS):
+        chosen = rows.patient if r == 0 else rows.therapist
+        inputs[f"{rater}_rating_patient"] = codes(pairs["patient_id"].iloc[chosen], patients)
+        inputs[f"{rater}_rating_therapist"] = codes(pairs["therapist_id"].iloc[chosen], therapists)
+        inputs[f"{rater}_rating_arm"] = arm_index[chosen]
+        inputs[f"{rater}_rating_time"] = pairs["time"].to_numpy(dtype="float64")[chosen]
+        inputs[f"{rater}_rating_observed"] = pairs[rater].to_numpy(dtype="float64")[chosen]
+    inputs["therapist_rating_paired"] = rows.paired.astype("float64")
+    inputs["therapist_rating_partner"] = rows.partner.astype("int64")
+    return inputs
+
+
+def build_agreement_model(
+    pairs: pd.DataFrame,
+    priors: Mapping,
+    patients: Sequence | None = None,
+    therapists: Sequence | None = None,
+):
+    """The PyMC model; ``pairs`` from :func:`agreement_data`. Its data are ``pm.Data`` inputs
+    (:func:`agreement_inputs`), so a compiled model can be refitted to other data
+    (:mod:`alliance.refit`); the patient and therapist effects are indexed by ``patients`` and
+    ``therapists`` (default: those in ``pairs``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    patients = pd.Index(pd.unique(pairs["patient_id"]))
-    therapists = pd.Index(sorted(pd.unique(pairs["therapist_id"])))
-    patient_arm = pairs.drop_duplicates("patient_id").set_index("patient_id")["arm"]
-    patient_arm = patient_arm.reindex(patients).cat.codes.to_numpy()
-    p_index = patients.get_indexer(pairs["patient_id"])
-    t_index = therapists.get_indexer(pairs["therapist_id"])
-    arm_index = pairs["arm"].cat.codes.to_numpy()
-    time = pairs["time"].to_numpy()
-    rows = rating_rows(pairs)
-    observed = pairs[list(RATERS)].to_numpy()
+    patients = list(pd.unique(pairs["patient_id"])) if patients is None else list(patients)
+    therapists = (
+        sorted(pd.unique(pairs["therapist_id"])) if therapists is None else list(therapists)
+    )
+    inputs = agreement_inputs(pairs, patients, therapists)
     eta = priors["lkj_eta"]["eta"]
     coords = {
         "arm": list(ARMS),
         "rater": list(RATERS),
-        "patient": list(patients),
-        "therapist": list(therapists),
+        "patient": [str(p) for p in patients],
+        "therapist": [str(t) for t in therapists],
     }
     with pm.Model(coords=coords) as model:
+        data = {name: pm.Data(name, values) for name, values in inputs.items()}
+        patient_arm = data["patient_arm"]
         level = pm.Normal(
             "level", mu=priors["level"]["mu"], sigma=priors["level"]["sigma"], dims=("arm", "rater")
         )
@@ -139,32 +170,36 @@ def build_agreement_model(pairs: pd.DataFrame, priors: Mapping):
         # effect), then one gather per observed rating. Indexing is one-dimensional throughout
         # (a column, then rows): two-dimensional integer indexing compiles and differentiates far
         # more slowly in the numba backend, and every gather adds a scatter to the gradient.
-        def rater_mean(r: int, rows_of_rater: np.ndarray):
+        def rater_mean(r: int):
+            rater = RATERS[r]
             intercept = level[:, r][patient_arm] + levels[r]
             slope = change[:, r][patient_arm] + changes[r]
-            patient = p_index[rows_of_rater]
+            patient = data[f"{rater}_rating_patient"]
             return (
                 intercept[patient]
-                + slope[patient] * time[rows_of_rater]
-                + v[:, r][t_index[rows_of_rater]]
+                + slope[patient] * data[f"{rater}_rating_time"]
+                + v[:, r][data[f"{rater}_rating_therapist"]]
             )
 
-        mu_patient = rater_mean(0, rows.patient)
-        patient_sd = residual_sd[:, 0][arm_index[rows.patient]]
+        mu_patient = rater_mean(0)
+        patient_sd = residual_sd[:, 0][data["patient_rating_arm"]]
         patient_rating = pm.Normal(
-            "patient_rating", mu=mu_patient, sigma=patient_sd, observed=observed[rows.patient, 0]
+            "patient_rating",
+            mu=mu_patient,
+            sigma=patient_sd,
+            observed=data["patient_rating_observed"],
         )
         # The therapist's rating given the patient's residual in the same assessment.
-        arm_t = arm_index[rows.therapist]
-        rho = residual_corr[arm_t] * rows.paired
+        arm_t = data["therapist_rating_arm"]
+        rho = residual_corr[arm_t] * data["therapist_rating_paired"]
         therapist_residual_sd = residual_sd[:, 1][arm_t]
         standardised = (patient_rating - mu_patient) / patient_sd
         pm.Normal(
             "therapist_rating",
-            mu=rater_mean(1, rows.therapist)
-            + rho * therapist_residual_sd * standardised[rows.partner],
+            mu=rater_mean(1)
+            + rho * therapist_residual_sd * standardised[data["therapist_rating_partner"]],
             sigma=therapist_residual_sd * pt.sqrt(1 - rho**2),
-            observed=observed[rows.therapist, 1],
+            observed=data["therapist_rating_observed"],
         )
     return model
 
