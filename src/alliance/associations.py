@@ -122,9 +122,67 @@ def missing_summary(data: pd.DataFrame, rater: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _observed(values: np.ndarray):
-    """Observed values for a PyMC likelihood: masked where missing (PyMC imputes those)."""
-    return np.ma.masked_invalid(values) if np.isnan(values).any() else values
+def association_inputs(
+    data: pd.DataFrame,
+    scale: pd.DataFrame,
+    rater: str,
+    months: list[int],
+    patients=None,
+    therapists=None,
+    full_capacity: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The association model's data inputs from ``data`` (:func:`association_data`), and the
+    number of imputation slots of each predictor (the model's structure).
+
+    Per predictor: the positions and standardized values of its observed cells and the positions
+    of its missing cells with each one's slot (a standard-normal latent value that imputes it).
+    Age is a patient-level predictor (one cell per patient with an assessment); the others have
+    one cell per assessment where they are defined. The effects are indexed by ``patients`` and
+    ``therapists`` (default: those in ``data``).
+
+    Slots: one per missing cell (``full_capacity`` False: the model of these data), or one per
+    possible cell, patient x month (True: a model that any trial of the same patients can be
+    swapped into, :mod:`alliance.refit`; unused slots keep their prior and change nothing else).
+    """
+    from alliance.refit import codes
+
+    terms = list(ASSOCIATION_TERMS[rater])
+    patients = list(pd.unique(data["patient_id"])) if patients is None else list(patients)
+    therapists = sorted(pd.unique(data["therapist_id"])) if therapists is None else list(therapists)
+    z = ((data[terms] - scale.loc[terms, "mean"]) / scale.loc[terms, "sd"]).to_numpy()
+    p_index = codes(data["patient_id"], patients)
+    month_index = codes(data["month"], months)
+    inputs = {
+        "patient_code": p_index,
+        "therapist_code": codes(data["therapist_id"], therapists),
+        "month_code": month_index,
+        "wai_observed": data["wai_total"].to_numpy(dtype="float64"),
+        "no_communication_flag": data["no_communication"].to_numpy(dtype="float64"),
+    }
+    capacity = {}
+    first_row = pd.Series(np.arange(len(data))).groupby(p_index).first()
+    for k, term in enumerate(terms):
+        if term in PATIENT_LEVEL_TERMS:
+            # One cell per patient: the value at the patient's first assessment, at the position
+            # of the patient; patients without an assessment have no cell.
+            cells = first_row.index.to_numpy()
+            values = z[first_row.to_numpy(), k]
+            possible = len(patients)
+            full_slot = cells
+        else:
+            defined = ~undefined_cells(data, term)
+            cells = np.flatnonzero(defined)
+            values = z[cells, k]
+            possible = len(patients) * len(months)
+            full_slot = p_index[cells] * len(months) + month_index[cells]
+        missing = np.isnan(values)
+        inputs[f"{term}_observed_cells"] = cells[~missing].astype("int64")
+        inputs[f"{term}_observed_values"] = values[~missing].astype("float64")
+        inputs[f"{term}_missing_cells"] = cells[missing].astype("int64")
+        slots = full_slot[missing] if full_capacity else np.arange(int(missing.sum()))
+        inputs[f"{term}_missing_slots"] = slots.astype("int64")
+        capacity[term] = possible if full_capacity else int(missing.sum())
+    return inputs, capacity
 
 
 def build_association_model(
@@ -134,19 +192,38 @@ def build_association_model(
     priors: Mapping,
     months: list[int],
     decomposition: bool = False,
+    patients=None,
+    therapists=None,
+    full_capacity: bool = False,
 ):
-    """The PyMC model for one rater (see the module docstring)."""
-    import warnings
+    """The PyMC model for one rater (see the module docstring). Its data are ``pm.Data`` inputs
+    (:func:`association_inputs`; ``patients``, ``therapists`` and ``full_capacity`` are passed
+    on), so a model built with ``full_capacity`` can be compiled once and refitted to other
+    trials of the same patients (:mod:`alliance.refit`)."""
+    inputs, capacity = association_inputs(
+        data, scale, rater, months, patients, therapists, full_capacity
+    )
+    patients = list(pd.unique(data["patient_id"])) if patients is None else list(patients)
+    therapists = sorted(pd.unique(data["therapist_id"])) if therapists is None else list(therapists)
+    # The no-communication coefficient exists when some assessment had no communication (always
+    # in a model built for refitting, whose data may have such assessments).
+    no_communication = full_capacity or bool(data["no_communication"].any())
+    return _association_model(
+        inputs,
+        capacity,
+        rater,
+        priors,
+        months,
+        patients,
+        therapists,
+        decomposition,
+        no_communication,
+    )
 
-    from pymc.exceptions import ImputationWarning
 
-    with warnings.catch_warnings():
-        # Imputing masked predictor cells is the design, not a surprise.
-        warnings.simplefilter("ignore", ImputationWarning)
-        return _association_model(data, scale, rater, priors, months, decomposition)
-
-
-def _association_model(data, scale, rater, priors, months, decomposition):
+def _association_model(
+    inputs, capacity, rater, priors, months, patients, therapists, decomposition, no_communication
+):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -156,26 +233,39 @@ def _association_model(data, scale, rater, priors, months, decomposition):
     conditional = [t for t in varying if t in CONDITIONAL_TERMS]
     # Undefined cells are left out of the chain: only the last link may have them.
     assert conditional in ([], varying[-len(conditional) :]) and len(conditional) <= 1
-    z = ((data[terms] - scale.loc[terms, "mean"]) / scale.loc[terms, "sd"]).to_numpy()
-    n_rows = len(data)
-    patients = pd.Index(pd.unique(data["patient_id"]))
-    therapists = pd.Index(sorted(pd.unique(data["therapist_id"])))
-    p_index = patients.get_indexer(data["patient_id"])
-    t_index = therapists.get_indexer(data["therapist_id"])
-    month_index = pd.Index(months).get_indexer(data["month"])
-    first_row = pd.Series(np.arange(n_rows)).groupby(p_index).first().to_numpy()
-    undefined = {t: undefined_cells(data, t) for t in terms}
-    no_communication = data["no_communication"].to_numpy(dtype=float)
     eta = priors["lkj_eta"]["eta"]
     coords = {
         "term": terms,
         "between_term": [*fixed, *varying],
         "varying_term": varying,
         "month": months,
-        "patient": list(patients),
-        "therapist": list(therapists),
+        "patient": [str(p) for p in patients],
+        "therapist": [str(t) for t in therapists],
     }
     with pm.Model(coords=coords) as model:
+        d = {name: pm.Data(name, values) for name, values in inputs.items()}
+        p_index, month_index = d["patient_code"], d["month_code"]
+        n_rows = p_index.shape[0]
+
+        def predictor(term: str, mean, sd, n_cells):
+            """A predictor's cells: observed ones with the density N(mean, sd), missing ones
+            imputed as mean + sd * (a standard-normal slot), i.e. from the same normal
+            (non-centred); zero where the predictor is undefined."""
+            observed_cells = d[f"{term}_observed_cells"]
+            observed = pm.Normal(
+                f"{term}_z",
+                mu=mean[observed_cells],
+                sigma=sd,
+                observed=d[f"{term}_observed_values"],
+            )
+            cells = pt.set_subtensor(pt.zeros(n_cells)[observed_cells], observed)
+            if capacity[term]:
+                slot = pm.Normal(f"{term}_imputed_z", 0, 1, shape=capacity[term])
+                missing_cells = d[f"{term}_missing_cells"]
+                imputed = mean[missing_cells] + sd * slot[d[f"{term}_missing_slots"]]
+                cells = pt.set_subtensor(cells[missing_cells], imputed)
+            return cells
+
         # Patient level: age and the patients' latent means, as a chain of conditionals.
         between_sd = pm.HalfNormal("between_sd", sigma=1.0, dims="between_term")
         between_chol = between_sd[:, None] * lkj_cholesky_corr(
@@ -185,12 +275,7 @@ def _association_model(data, scale, rater, priors, months, decomposition):
         patient_values = {}
         for k, term in enumerate(fixed):
             mean = sum((between_chol[k, j] * eps[j] for j in range(k)), pt.zeros(len(patients)))
-            value = pm.Normal(
-                f"{term}_z",
-                mu=mean,
-                sigma=between_chol[k, k],
-                observed=_observed(z[first_row, terms.index(term)]),
-            )
+            value = predictor(term, mean, between_chol[k, k], len(patients))
             patient_values[term] = value
             eps.append((value - mean) / between_chol[k, k])
         latent = pm.Normal("between_z", 0, 1, dims=("patient", "varying_term"))
@@ -213,19 +298,14 @@ def _association_model(data, scale, rater, priors, months, decomposition):
             mean = centre[:, k] + sum(
                 (within_chol[k, j] * within_eps[j] for j in range(k)), pt.zeros(n_rows)
             )
-            rows = np.flatnonzero(~undefined[term])
-            value = pm.Normal(
-                f"{term}_z",
-                mu=mean[rows],
-                sigma=within_chol[k, k],
-                observed=_observed(z[rows, terms.index(term)]),
-            )
-            full = pt.set_subtensor(pt.zeros(n_rows)[rows], value)
+            full = predictor(term, mean, within_chol[k, k], n_rows)
             columns[term] = full
             within_eps.append((full - mean) / within_chol[k, k])
         for term in fixed:
             columns[term] = patient_values[term][p_index]
-        defined = {t: (~undefined[t]).astype(float) for t in terms}
+        defined = {
+            t: 1 - d["no_communication_flag"] if t in CONDITIONAL_TERMS else 1.0 for t in terms
+        }
 
         # The outcome.
         intercept = pm.Normal(
@@ -251,8 +331,8 @@ def _association_model(data, scale, rater, priors, months, decomposition):
         else:
             beta = pm.Normal("beta", 0, beta_sigma, dims="term")
             predictors = sum(defined[t] * columns[t] * beta[k] for k, t in enumerate(terms))
-        if conditional and no_communication.any():
-            predictors += no_communication * pm.Normal("no_communication", 0, beta_sigma)
+        if conditional and no_communication:
+            predictors += d["no_communication_flag"] * pm.Normal("no_communication", 0, beta_sigma)
         patient_sd = pm.HalfNormal("patient_sd", sigma=priors["patient_sd"]["sd"])
         patient_z = pm.Normal("patient_z", 0, 1, dims="patient")
         therapist_sd = pm.HalfNormal("therapist_sd", sigma=priors["therapist_sd"]["sd"])
@@ -263,9 +343,9 @@ def _association_model(data, scale, rater, priors, months, decomposition):
             + month_effect[month_index]
             + predictors
             + patient_z[p_index] * patient_sd
-            + therapist_z[t_index] * therapist_sd
+            + therapist_z[d["therapist_code"]] * therapist_sd
         )
-        pm.Normal("wai", mu=mu, sigma=sigma, observed=data["wai_total"].to_numpy())
+        pm.Normal("wai", mu=mu, sigma=sigma, observed=d["wai_observed"])
     return model
 
 
