@@ -1,0 +1,132 @@
+"""Compile once, fit many (alliance.refit): a model whose data are inputs is the same model on
+whatever data are swapped in, and the growth models' PyMC form is the Bambi model."""
+
+import numpy as np
+import pytest
+
+from alliance.agreement import agreement_data, agreement_inputs, build_agreement_model
+from alliance.associations import association_data, association_inputs, build_association_model
+from alliance.growth import growth_data
+from alliance.refit import codes, growth_refit_model, growth_structure
+from alliance.validation import scenario_config, simulate_tables
+
+MONTHS = [3, 6, 12]
+
+
+@pytest.fixture(scope="module")
+def trials(config):
+    """Two simulated trials of the same patients and therapists, with different missing cells."""
+    settings = scenario_config(config, "dropout_at_random")
+    first, second = (simulate_tables(settings, seed) for seed in (1, 2))
+    alliance = first["alliance"]
+    levels = {
+        "patients": sorted(alliance["patient_id"].unique()),
+        "therapists": sorted(alliance["therapist_id"].unique()),
+    }
+    return first, second, levels
+
+
+def logp_at(model, point):
+    return float(model.compile_logp(mode="FAST_COMPILE")(point))
+
+
+def random_point(model, seed=1):
+    rng = np.random.default_rng(seed)
+    return {
+        name: value + rng.normal(0, 0.3, np.shape(value))
+        for name, value in model.initial_point().items()
+    }
+
+
+def swapped(model, inputs):
+    """``model`` with its data inputs replaced (as nutpie's ``with_data`` replaces them)."""
+    import pymc as pm
+
+    with model:
+        pm.set_data(inputs)
+    return model
+
+
+@pytest.mark.parametrize("name", ["linear", "linear_arm_sd", "linear_censored", "monthly"])
+def test_the_growth_models_pymc_form_has_the_bambi_models_log_density(config, trials, name):
+    first, _, _ = trials
+    spec = config["growth"]["models"][name]
+    data = growth_data(first["alliance"], "patient", config["instrument"])
+    reference = growth_structure(data, spec, config["growth"]["priors"], [], [], 7.0)
+    # Indexed by the patients and therapists Bambi indexes (in its order), the parameters agree.
+    structure = growth_structure(
+        data,
+        spec,
+        config["growth"]["priors"],
+        reference.coords_of("patient_id__factor_dim"),
+        reference.coords_of("therapist_id__factor_dim"),
+        config["instrument"]["response_max"],
+    )
+    bambi = structure.reference.backend.model
+    refit = growth_refit_model(structure, data)
+    point = random_point(bambi)
+    assert sorted(point) == sorted(refit.initial_point())
+    assert logp_at(refit, point) == pytest.approx(logp_at(bambi, point), rel=1e-10)
+    # Its censored likelihood censors the totals at the ceiling, as Bambi's does.
+    if name == "linear_censored":
+        assert (data["wai_total"] >= 7).any()
+
+
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+def test_a_growth_model_refitted_on_another_trial_is_that_trials_model(config, trials, rater):
+    first, second, levels = trials
+    spec, priors = config["growth"]["models"]["linear"], config["growth"]["priors"]
+    data = [growth_data(t["alliance"], rater, config["instrument"]) for t in (first, second)]
+    assert len(data[0]) != len(data[1])  # the number of observations differs
+    structure = growth_structure(data[0], spec, priors, **levels, upper=7.0)
+    built_on_second = growth_refit_model(structure, data[1])
+    refitted = swapped(growth_refit_model(structure, data[0]), structure.inputs(data[1]))
+    point = random_point(built_on_second)
+    assert logp_at(refitted, point) == pytest.approx(logp_at(built_on_second, point), rel=1e-12)
+    assert logp_at(growth_refit_model(structure, data[0]), point) != pytest.approx(
+        logp_at(built_on_second, point)
+    )
+
+
+def test_the_agreement_model_refitted_on_another_trial_is_that_trials_model(config, trials):
+    first, second, levels = trials
+    pairs = [agreement_data(t["alliance"], config["instrument"]) for t in (first, second)]
+    priors = config["agreement"]["priors"]
+    ordered = [levels["patients"], levels["therapists"]]
+    built_on_second = build_agreement_model(pairs[1], priors, *ordered)
+    refitted = swapped(
+        build_agreement_model(pairs[0], priors, *ordered), agreement_inputs(pairs[1], *ordered)
+    )
+    point = random_point(built_on_second)
+    assert logp_at(refitted, point) == pytest.approx(logp_at(built_on_second, point), rel=1e-12)
+
+
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+def test_the_association_model_refitted_on_another_trial_is_that_trials_model(
+    config, trials, rater
+):
+    first, second, levels = trials
+    tables = [association_data(t["alliance"], t["digital_covariates"], rater) for t in trials[:2]]
+    priors = config["association"]["priors"]
+
+    def build(data, scale):
+        return build_association_model(
+            data, scale, rater, priors, MONTHS, **levels, full_capacity=True
+        )
+
+    built_on_second = build(*tables[1])
+    inputs, capacity = association_inputs(*tables[1], rater, MONTHS, **levels, full_capacity=True)
+    # The slots are one per possible cell, whatever the trial: the compiled shapes hold.
+    assert (
+        capacity == association_inputs(*tables[0], rater, MONTHS, **levels, full_capacity=True)[1]
+    )
+    assert sum(len(inputs[f"{t}_missing_cells"]) for t in capacity) > 0
+    refitted = swapped(build(*tables[0]), inputs)
+    point = random_point(built_on_second)
+    assert logp_at(refitted, point) == pytest.approx(logp_at(built_on_second, point), rel=1e-12)
+
+
+def test_codes_refuse_a_level_the_compiled_model_does_not_have():
+    assert codes(np.array(["b", "a"]), ["a", "b"]).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="outside the compiled model's levels: c"):
+        codes(np.array(["a", "c"]), ["a", "b"])
