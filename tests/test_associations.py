@@ -80,7 +80,7 @@ def test_complete_predictors_need_no_imputation(config, rater, tmp_path):
             list(config["instrument"]["months"]),
             decomposition=decomposition,
         )
-        assert not [v for v in model.named_vars if v.endswith("_unobserved")], terms
+        assert not [v for v in model.named_vars if v.endswith("_imputed_z")], terms
         logp = model.compile_logp(mode="FAST_COMPILE")(model.initial_point())
         assert np.isfinite(logp)
 
@@ -138,9 +138,9 @@ def test_every_combination_of_present_and_missing_predictors_builds(config, patt
         data, scale, "patient", config["association"]["priors"], [3, 6, 12]
     )
     imputed = {
-        name.removesuffix("_z_unobserved"): model[name].size.eval()
+        name.removesuffix("_imputed_z"): model[name].size.eval()
         for name in model.named_vars
-        if name.endswith("_unobserved")
+        if name.endswith("_imputed_z")
     }
     expected = {term: 1 for term, _ in MISSING_PATTERNS[pattern]}
     assert imputed == expected
@@ -172,7 +172,9 @@ def test_a_missing_predictor_has_exactly_the_joint_models_conditional_normal(con
     """At fixed parameters, the log density as a function of one missing cell is the conditional
     normal of the within-patient multivariate normal given the assessment's other predictors,
     centred on the month mean plus the patient's latent mean: one density, not a second prior
-    on top (which would add 1 to its precision), and not a fixed zero mean."""
+    on top (which would add 1 to its precision), and not a fixed zero mean. The cell is imputed
+    non-centred, as the chain's mean plus its SD times a standard-normal slot, so the density is
+    read in the slot and mapped back to the cell."""
     from pymc.model.transform.conditioning import remove_value_transforms
 
     data = small_association_data()
@@ -207,21 +209,25 @@ def test_a_missing_predictor_has_exactly_the_joint_models_conditional_normal(con
     }
     logp = model.compile_logp()
 
-    def at(value: float) -> float:
-        return float(logp({**point, "vas_app_z_unobserved": np.array([value])}))
+    def at(slot: float) -> float:
+        return float(logp({**point, "vas_app_imputed_z": np.array([slot])}))
 
     # The log density in the cell is quadratic: its vertex and curvature give the conditional.
     grid = np.array([-1.0, 0.0, 1.0])
     values = np.array([at(v) for v in grid])
     curvature = values[0] - 2 * values[1] + values[2]
-    variance = -1 / curvature
-    mean = (values[2] - values[0]) / 2 * variance
+    slot_variance = -1 / curvature
+    slot_mean = (values[2] - values[0]) / 2 * slot_variance
 
     chol = within_sd[:, None] * cholesky_from_cpc(within_cpc, 4)
     covariance = chol @ chol.T
     z = ((data[varying] - scale.loc[varying, "mean"]) / scale.loc[varying, "sd"]).to_numpy()
     centre = month_mean[1] + between_sd[1:] * between_z[1]  # month 6, patient p1
     k = varying.index(term)
+    # The cell is the chain's mean given the earlier predictors plus its SD times the slot.
+    chain_mean = centre[k] + chol[k, 0] * (z[missing_row, 0] - centre[0]) / chol[0, 0]
+    mean = chain_mean + chol[k, k] * slot_mean
+    variance = chol[k, k] ** 2 * slot_variance
     others = [j for j in range(4) if j != k]
     gain = covariance[k, others] @ np.linalg.inv(covariance[np.ix_(others, others)])
     exact_mean = centre[k] + gain @ (z[missing_row, others] - centre[others])
@@ -391,7 +397,7 @@ def test_posterior_predictive_holds_observed_predictors_at_their_data(config):
         "predictor_month_mean": np.zeros((3, 4)),
         "within_sd": np.ones(4),
         "within_corr_cpc_01": np.full(6, 0.5),
-        "sus_z_unobserved": np.array([2.0]),
+        "sus_imputed_z": np.array([2.0]),  # the mean (0) plus the SD (1) times 2
         "intercept": 5.0,
         "month_raw": np.zeros(2),
         "beta": np.array([0.0, 1.0, 0.0, 0.0, 0.0]),  # sus only

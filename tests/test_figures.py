@@ -50,21 +50,24 @@ def test_figures_with_intervals_state_the_configured_mass():
     assert "bands: 90% credible intervals" in texts(bland_altman_figure(pairs, summary))
 
 
-def test_the_sbc_figure_draws_a_band_per_parameter_and_copes_with_one_simulation():
+def test_the_sbc_figure_draws_a_panel_per_model_and_marks_a_parameter_outside_its_band():
     import numpy as np
     import pandas as pd
 
     from alliance.figures import sbc_ecdf_figure
 
+    uniform = list(np.arange(40) % 10)
     rows = pd.DataFrame(
         {
-            "model": ["m"] * 41,
-            "parameter": ["a"] * 40 + ["b"],
-            "rank": list(np.arange(40) % 10) + [3],
+            "model": ["m"] * 80 + ["n"],
+            "parameter": ["a"] * 40 + ["b"] * 40 + ["c"],
+            "rank": uniform + [0] * 40 + [3],  # b: every true value below every draw
         }
     )
     fig = sbc_ecdf_figure(rows, kept=9)
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in axes] == ["m\na", "m\nb"]
-    assert len(axes[0].collections) == 1 and len(axes[0].lines) == 2  # band, ECDF, zero line
+    assert [ax.get_title() for ax in axes] == ["m (2 parameters)", "n (1 parameters)"]
+    # One band, an ECDF line per parameter and the zero line; only b is labelled, in red.
+    assert len(axes[0].collections) == 1 and len(axes[0].lines) == 3
+    assert [t.get_text() for t in axes[0].texts] == ["b"]
     assert axes[1].texts[0].get_text() == "one simulation"

@@ -65,35 +65,95 @@ def test_the_sbc_table_has_one_row_per_model_and_parameter():
     ]
 
 
-@pytest.mark.slow
-def test_one_growth_simulation_ranks_every_population_parameter(config, twin):
-    from alliance.analysis_tables import alliance_table
-    from alliance.growth import growth_data
-    from alliance.input_data import TrialData
-    from alliance.sbc import growth_sbc_simulation
-    from alliance.seeds import job_seeds
+@pytest.fixture(scope="module")
+def design_tables(config):
+    from alliance.validation import scenario_config, simulate_tables
 
-    trial = TrialData(twin.patients, twin.wai, twin.digital)
-    alliance = alliance_table(trial, config["instrument"])
-    data = growth_data(alliance, "patient", config["instrument"])
+    return simulate_tables(scenario_config(config, None), 3)
+
+
+@pytest.mark.slow
+def test_one_growth_simulation_ranks_every_population_parameter(config, design_tables):
+    from alliance.refit import CompiledModel
+    from alliance.sbc import sbc_simulation
+    from alliance.seeds import job_seeds
+    from alliance.validation import sbc_design
+
     settings = {
-        "priors": config["growth"]["priors"],
         "sampling": {**config["sampling"], "chains": 2, "draws": 200, "tune": 200},
         "sbc": {"kept_draws": 99},
     }
-    result = growth_sbc_simulation(
-        data, config["growth"]["models"]["linear"], settings, job_seeds(1, "sbc", {})
-    )
-    assert set(result) == {
-        "Intercept",
-        "arm",
-        "time",
-        "arm:time",
-        "sigma",
-        "1|patient_id_sigma",
-        "time|patient_id_sigma",
-        "1|therapist_id_sigma",
-    }
-    assert all(0 <= rank <= 99 for rank in result.values())
+    label, model, inputs = sbc_design("growth_patient", design_tables, config)
+    assert label == "growth_patient_linear"
+    compiled = CompiledModel(model)
+    results = [
+        sbc_simulation(compiled, inputs, settings, job_seeds(1, "sbc", {"s": s})) for s in "12"
+    ]
+    # One compilation, two simulations with their own truths.
+    assert compiled.fits == 2
+    for result in results:
+        assert set(result) == {
+            "Intercept",
+            "arm",
+            "time",
+            "arm:time",
+            "sigma",
+            "1|patient_id_sigma",
+            "time|patient_id_sigma",
+            "1|therapist_id_sigma",
+        }
+        assert all(0 <= rank <= 99 for rank in result.values())
+    assert results[0] != results[1]
+    censored = {**config["growth"], "reported_model": "linear_censored"}
     with pytest.raises(ValueError, match="Gaussian"):
-        growth_sbc_simulation(data, config["growth"]["models"]["linear_censored"], settings, None)
+        sbc_design("growth_patient", design_tables, {**config, "growth": censored})
+
+
+class RecordingModel:
+    """Stands in for a compiled model: records the inputs it is fitted on and returns prior
+    draws as the posterior (the ranks' machinery, without sampling)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.inputs = []
+
+    def fit(self, inputs, sampling, seed):
+        import xarray as xr
+
+        from alliance.sampling import sample_pymc_prior
+
+        self.inputs.append(inputs)
+        prior = sample_pymc_prior(self.model, 40, seed)
+        return xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
+
+
+@pytest.mark.parametrize("model_name", ["agreement", "association_patient"])
+def test_a_simulation_replaces_every_observed_variable_and_keeps_the_design(
+    config, design_tables, model_name
+):
+    """The outcome and, for the association model, every observed predictor cell are drawn from
+    the prior; the design (who is observed, where, with which missing cells) is kept."""
+    from alliance.sbc import sbc_simulation
+    from alliance.seeds import job_seeds
+    from alliance.validation import sbc_design
+
+    label, model, inputs = sbc_design(model_name, design_tables, config)
+    recording = RecordingModel(model)
+    settings = {"sampling": {}, "sbc": {"kept_draws": 39}}
+    ranks = sbc_simulation(recording, inputs, settings, job_seeds(1, "sbc", {}))
+    (simulated,) = recording.inputs
+    observed = {model.rvs_to_values[rv].name for rv in model.observed_RVs}
+    assert observed == {n for n in inputs if n.endswith(("_observed", "_observed_values"))}
+    if model_name == "association_patient":
+        assert {"wai_observed", "sus_observed_values", "age_observed_values"} <= observed
+    for name, values in inputs.items():
+        assert simulated[name].shape == values.shape, name
+        if name in observed:
+            assert not np.allclose(simulated[name], values), name
+        else:
+            assert np.array_equal(simulated[name], values), name
+    # Ranks of population-level parameters only: no per-patient or imputed variables, and no
+    # constants (the reference month's effect, a correlation matrix's diagonal).
+    assert ranks and all(0 <= r <= 39 for r in ranks.values())
+    assert not [p for p in ranks if p.split("[")[0].endswith(("_z", "_offset"))]
+    assert "month_effect[0]" not in ranks

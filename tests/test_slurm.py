@@ -43,9 +43,16 @@ def test_a_small_validation_runs_through_the_slurm_profile(slurm_cluster, tmp_pa
                 "synthetic_twin": {"truth_population": 4000},
                 "validation": {
                     "run": ["as_published"],
+                    "replicates": 1,
+                    "replicates_per_job": 1,
                     "sampling": {"chains": 2, "draws": 100, "tune": 150},
                     "prior_draws": 50,
-                    "sbc": {"simulations": 1, "simulations_per_job": 1, "kept_draws": 9},
+                    "sbc": {
+                        "models": ["growth_patient", "growth_therapist"],
+                        "simulations": 1,
+                        "simulations_per_job": 1,
+                        "kept_draws": 9,
+                    },
                 },
             }
         )
@@ -79,7 +86,7 @@ def test_a_small_validation_runs_through_the_slurm_profile(slurm_cluster, tmp_pa
     # Every job but the target rule (a local rule that only gathers its inputs) went to sbatch.
     assert sorted(jobs) == [
         "summarise_validation",
-        "validation_replicate",
+        "validation_replicates",
         "validation_sbc",
         "validation_sbc",
         "validation_truth",

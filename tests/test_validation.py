@@ -158,7 +158,7 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
 
     workspace = make_workspace(tmp_path / "workflow")
     dry = run_snakemake(workspace, "-n")
-    assert dry.returncode == 0 and "validation_replicate" not in dry.stdout, dry.stderr[-2000:]
+    assert dry.returncode == 0 and "validation_replicates" not in dry.stdout, dry.stderr[-2000:]
     small = tmp_path / "small.yaml"
     small.write_text(
         yaml.safe_dump(
@@ -166,9 +166,11 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
                 "sampling": {"chains": 2, "draws": 200, "tune": 300, "max_draws": 200},
                 "validation": {
                     "run": ["as_published", "dropout_not_at_random"],
+                    "replicates": 1,
+                    "replicates_per_job": 1,
                     "sampling": {"chains": 2, "draws": 100, "tune": 150},
                     "prior_draws": 50,
-                    "sbc": {"simulations": 2, "simulations_per_job": 1, "kept_draws": 9},
+                    "sbc": {"simulations": 2, "simulations_per_job": 2, "kept_draws": 9},
                 },
             }
         )
@@ -189,7 +191,13 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     assert np.allclose(shares, 1.0)
     sbc = pd.read_csv(workspace / "results/validation/sbc.csv")
     assert list(sbc.columns) == ["model", "parameter", "n_simulations", "uniformity_p"]
-    assert set(sbc["model"]) == {"growth_patient_linear", "growth_therapist_linear"}
+    assert set(sbc["model"]) == {
+        "growth_patient_linear",
+        "growth_therapist_linear",
+        "agreement_bivariate",
+        "association_patient_pooled",
+        "association_therapist_pooled",
+    }
     assert (sbc["n_simulations"] == 2).all() and sbc["uniformity_p"].between(0, 1).all()
     acceptance = pd.read_csv(workspace / "results/validation/acceptance.csv")
     assert list(acceptance.columns) == ["check", "result", "target", "passed", "evidence"]
@@ -199,16 +207,15 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     assert "data:image/png;base64," in html
 
 
-def test_replicate_tables_are_stacked_with_the_scenario_and_replicate_of_their_path(tmp_path):
+def test_batch_tables_are_stacked_with_their_scenarios_and_replicates(tmp_path):
     from alliance.validation import stacked_replicates
 
     paths = []
-    for scenario, replicate, verdict in (("s", "001", "supported"), ("t", "002", "weakened")):
-        folder = tmp_path / "replicates" / scenario / replicate
+    for batch, rows in (("001", [("s", "001", "supported")]), ("002", [("t", "002", "weakened")])):
+        folder = tmp_path / "replicates" / batch
         folder.mkdir(parents=True)
-        pd.DataFrame({"finding": ["F1"], "verdict": [verdict]}).to_csv(
-            folder / "verdicts.csv", index=False
-        )
+        table = pd.DataFrame(rows, columns=["scenario", "replicate", "verdict"])
+        table.assign(finding="F1").to_csv(folder / "verdicts.csv", index=False)
         paths.append(folder / "verdicts.csv")
     table = stacked_replicates(paths)
     assert table[["scenario", "replicate", "verdict"]].values.tolist() == [

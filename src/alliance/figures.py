@@ -371,29 +371,48 @@ def coverage_figure(summary: pd.DataFrame, nominal: float):
 
 
 def sbc_ecdf_figure(rank_rows: pd.DataFrame, kept: int, ci_prob: float = 0.95):
-    """SBC: per model and parameter, the ECDF of the fractional ranks minus the uniform CDF, with
-    simultaneous ``ci_prob`` bands (arviz_stats' PIT-ECDF bands; Säilynoja et al. 2022). A line
-    leaving its band is a calibration failure (``rank_rows``: model, parameter, rank)."""
+    """SBC: one panel per model, with each parameter's ECDF of the fractional ranks minus the
+    uniform CDF and the simultaneous ``ci_prob`` band of one parameter (arviz_stats' PIT-ECDF
+    bands; Säilynoja et al. 2022). A line leaving the band is drawn in red and labelled: a
+    calibration failure, or, among many parameters, a chance excursion (the uniformity tests
+    are corrected for their number). ``rank_rows``: model, parameter, rank."""
     from arviz_stats.ecdf_utils import ecdf_pit
 
-    groups = list(rank_rows.groupby(["model", "parameter"], sort=False))
-    columns = 4
-    rows = -(-len(groups) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.2 * rows), squeeze=False)
+    models = list(dict.fromkeys(rank_rows["model"]))
+    columns = min(3, len(models))
+    rows = -(-len(models) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), squeeze=False)
     rng = np.random.default_rng(214)
-    for ax, ((model, parameter), group) in zip(axes.flat, groups, strict=False):
-        ranks = group["rank"].to_numpy(dtype=float)
-        ax.set_title(f"{model}\n{parameter}", fontsize=7)
-        if ranks.size < 2:  # no ECDF (nor band) from a single rank
-            ax.text(0.5, 0.5, "one simulation", ha="center", fontsize=7)
-            continue
-        fractional = (ranks + rng.uniform(size=ranks.size)) / (kept + 1)
-        x, ecdf, low, high = ecdf_pit(fractional, ci_prob, 1000, rng=rng)
-        ax.fill_between(x, low - x, high - x, color="#cbd2d9", step="post")
-        ax.step(x, ecdf - x, where="post", color="#1b7f79")
+    for ax, model in zip(axes.flat, models, strict=False):
+        groups = list(rank_rows[rank_rows["model"] == model].groupby("parameter", sort=False))
+        ax.set_title(f"{model} ({len(groups)} parameters)", fontsize=8)
+        band_drawn = False
+        for parameter, group in groups:
+            ranks = group["rank"].to_numpy(dtype=float)
+            if ranks.size < 2:  # no ECDF (nor band) from a single rank
+                continue
+            fractional = (ranks + rng.uniform(size=ranks.size)) / (kept + 1)
+            x, ecdf, low, high = ecdf_pit(fractional, ci_prob, 1000, rng=rng)
+            if not band_drawn:
+                ax.fill_between(x, low - x, high - x, color="#cbd2d9", step="post")
+                band_drawn = True
+            outside = bool(np.any((ecdf < low) | (ecdf > high)))
+            ax.step(
+                x,
+                ecdf - x,
+                where="post",
+                color="#b3261e" if outside else "#1b7f79",
+                linewidth=1.2 if outside else 0.5,
+                alpha=1.0 if outside else 0.5,
+            )
+            if outside:
+                worst = int(np.argmax(np.abs(ecdf - x)))
+                ax.annotate(parameter, (x[worst], ecdf[worst] - x[worst]), fontsize=6)
+        if not band_drawn:
+            ax.text(0.5, 0.5, "one simulation", ha="center", fontsize=7, transform=ax.transAxes)
         ax.axhline(0, color="black", linewidth=0.5)
         ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(groups) :]:
+    for ax in list(axes.flat)[len(models) :]:
         ax.set_visible(False)
     fig.supxlabel("fractional rank", fontsize=8)
     fig.supylabel("ECDF minus uniform", fontsize=8)

@@ -1,10 +1,13 @@
-"""Simulation-based calibration (Talts et al. 2018) of the growth models: draw the parameters from
-the priors, simulate the WAI totals of the trial's design from them, fit the model to the
-simulated totals, and record the rank of each true value among posterior draws. If the model is
-fitted correctly (priors, likelihood and sampler agree), every rank is uniform on 0..L.
+"""Simulation-based calibration (Talts et al. 2018) of the reported models (growth, agreement,
+association): draw the parameters from the priors, simulate every observed variable of the
+trial's design from them (the WAI totals; for the association model also the observed
+predictors, with their missing cells), fit the model to the simulated data, and record the rank
+of each true value among posterior draws. If the model is fitted correctly (priors, likelihood,
+imputation and sampler agree), every rank is uniform on 0..L.
 
 The design (patients, arms, months, who is missing) is one simulated trial of the twin, kept
-fixed across simulations.
+fixed across simulations. Each model is compiled once and refitted on every simulation
+(:mod:`alliance.refit`).
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ RANK_BINS = (20, 10, 5, 4, 2)
 
 
 def scalar_parameters(draws) -> dict[str, np.ndarray]:
-    """The population-level parameters of a Bambi growth model (common effects, residual SD and
-    group-effect SDs; not the patients' and therapists' own effects), one array of draws each,
-    flattened over chains and draws and labelled ``name[level]`` for vector-valued ones."""
+    """The population-level parameters in ``draws`` (not the standard-normal variables behind
+    per-patient and per-therapist effects and imputed values, ``*_offset`` and ``*_z``, nor the
+    group effects Bambi derives from them), one array of draws each, flattened over chains and
+    draws and labelled ``name[i]`` for the elements of vector-valued ones."""
+    from alliance.sensitivity import NOT_PRIORS_SUFFIXES
+
     values = {}
     for name, array in draws.data_vars.items():
         if "|" in name and not name.endswith("_sigma"):
             continue  # a group's own effects
-        if name == "mu" or name.endswith("_offset"):
+        if name == "mu" or name.endswith(NOT_PRIORS_SUFFIXES):
             continue
         data = array.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
         data = data.reshape(data.shape[0], -1)
@@ -41,10 +47,13 @@ def scalar_parameters(draws) -> dict[str, np.ndarray]:
 
 def ranks(posterior: Mapping[str, np.ndarray], truth: Mapping[str, float], kept: int) -> dict:
     """The rank of each true value among ``kept`` posterior draws evenly spaced over all draws
-    (thinning reduces their autocorrelation): an integer from 0 to ``kept``."""
+    (thinning reduces their autocorrelation): an integer from 0 to ``kept``; constants are left
+    out."""
     result = {}
     for name, value in truth.items():
         draws = np.asarray(posterior[name])
+        if np.ptp(draws) == 0:
+            continue  # a constant (e.g. a reference level fixed at 0): nothing to calibrate
         chosen = draws[np.linspace(0, len(draws) - 1, kept).round().astype(int)]
         result[name] = int(np.sum(chosen < value))
     return result
@@ -63,22 +72,28 @@ def uniformity_p(rank_values: np.ndarray, kept: int) -> float:
     return float(stats.chisquare(counts).pvalue)
 
 
-def growth_sbc_simulation(data: pd.DataFrame, spec: Mapping, settings: Mapping, seed) -> dict:
-    """One SBC simulation of a growth model on the design of ``data``
-    (:func:`alliance.growth.growth_data`): the ranks of its population-level parameters.
-    ``settings``: ``priors``, ``sampling`` and ``sbc`` (``kept_draws``); ``seed(*step)``."""
-    from alliance.growth import build_growth_model
-    from alliance.sampling import fit_bambi, sample_bambi_prior
+def sbc_simulation(compiled, inputs: Mapping, settings: Mapping, seed) -> dict:
+    """One SBC simulation of a model compiled once (:class:`alliance.refit.CompiledModel`) on the
+    design of ``inputs`` (its data inputs): the ranks of its population-level parameters.
 
-    if spec.get("likelihood", "gaussian") != "gaussian" or spec.get("residual_sd_by"):
-        raise ValueError("SBC covers the Gaussian growth models with one residual SD")
-    model = build_growth_model(data, spec, settings["priors"])
-    prior = sample_bambi_prior(model, 1, seed("prior"))
+    The parameters and every observed variable are drawn from the prior (jointly, as the model
+    generates them: an outcome from the predictors drawn with it), the drawn values replace the
+    observed data, and the model is refitted. ``settings``: ``sampling`` and ``sbc``
+    (``kept_draws``); ``seed(*step)``."""
+    from alliance.sampling import sample_pymc_prior
+
+    model = compiled.model
+    prior = sample_pymc_prior(model, 1, seed("prior"))
     truth = {name: float(v[0]) for name, v in scalar_parameters(prior["prior"]).items()}
-    simulated = data.assign(wai_total=prior["prior_predictive"]["wai_total"].to_numpy().ravel())
-    refit = build_growth_model(simulated, spec, settings["priors"])
-    idata = fit_bambi(refit, settings["sampling"], seed("fit"), cores=1)
-    posterior = scalar_parameters(idata["posterior"].to_dataset())
+    simulated = dict(inputs)
+    for variable in model.observed_RVs:
+        data_name = model.rvs_to_values[variable].name
+        if data_name not in simulated:
+            raise ValueError(f"observed variable {variable.name} is not a data input")
+        draws = prior["prior_predictive"][variable.name].to_numpy().ravel()
+        simulated[data_name] = draws
+    tree = compiled.fit(simulated, settings["sampling"], seed("fit"))
+    posterior = scalar_parameters(tree["posterior"].to_dataset())
     return ranks(posterior, truth, settings["sbc"]["kept_draws"])
 
 

@@ -91,52 +91,236 @@ def simulate_tables(config: Mapping, seed: int) -> dict[str, pd.DataFrame]:
     return build_analysis_tables(data, config["instrument"])
 
 
-def fit_reported_models(tables: Mapping[str, pd.DataFrame], config: Mapping, seed, log=None):
-    """Fit the models whose rows the contract's estimand table reports: the configured
-    ``growth.reported_model`` per rater (aim a; the LOO choice among alternatives is not
-    repeated), the bivariate agreement model (aim b) and the pooled association model per rater
-    (aim c). Returns (tree, labels) per fit. ``seed(*step)``: the replicate's seed function."""
-    from alliance.model_fits import (
-        fit_agreement_model,
-        fit_association_model,
-        fit_growth_model,
-        fit_settings,
-    )
+class ReportedModels:
+    """The models whose rows the contract's estimand table reports, compiled once per process and
+    refitted on each replicate's tables (:mod:`alliance.refit`): the configured
+    ``growth.reported_model`` for each rater (aim a; one compiled model serves both raters; the
+    LOO choice among alternatives is not repeated), the bivariate agreement model (aim b) and the
+    pooled association model of each rater (aim c).
 
-    alliance, covariates = tables["alliance"], tables["digital_covariates"]
-    name = config["growth"]["reported_model"]
-    spec = config["growth"]["models"][name]
-    fits = []
-    for rater in RATERS:
-        fits.append(
-            fit_growth_model(
-                alliance,
-                rater,
-                name,
+    Each model is compiled when the first replicate needs it, indexed by that trial's randomised
+    patients and therapists (every replicate of a study has the same ones). The reported
+    quantities the priors alone imply (for the estimand rows' prior columns) do not depend on the
+    data and are drawn once per model. ``settings``: a scenario's config (:func:`scenario_config`;
+    every scenario shares the models and their priors).
+    """
+
+    def __init__(self, settings: Mapping, seed, log=None):
+        self.settings = settings
+        self.seed = seed
+        self.log = log
+        self.compiled = {}
+        self.prior_estimands = {}
+        self.levels = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(model.compile_seconds for model in self.compiled.values())
+
+    def _levels(self, alliance: pd.DataFrame) -> dict:
+        levels = {
+            "patients": sorted(alliance["patient_id"].unique()),
+            "therapists": sorted(alliance["therapist_id"].unique()),
+        }
+        if self.levels is None:
+            self.levels = levels
+        elif levels != self.levels:
+            raise ValueError("a replicate's patients or therapists differ from the first one's")
+        return levels
+
+    def _prior(self, key: str, draws_of, estimands_of):
+        from alliance.sampling import prior_as_posterior
+
+        if key not in self.prior_estimands:
+            prior = draws_of(self.settings["predictive"]["prior_draws"], self.seed(key, "prior"))
+            self.prior_estimands[key] = estimands_of(prior_as_posterior(prior))
+        return self.prior_estimands[key]
+
+    def _fit(self, key: str, build, inputs, estimands_of, prior_estimands, step):
+        from alliance.refit import CompiledModel
+
+        if key not in self.compiled:
+            self.compiled[key] = CompiledModel(build(), self.log)
+        tree = self.compiled[key].fit(inputs, self.settings["sampling"], step("fit"))
+        tree["estimands"] = estimands_of(tree)
+        tree["prior_estimands"] = prior_estimands
+        return tree
+
+    def fit(self, tables: Mapping[str, pd.DataFrame], seed) -> list:
+        """Fit every reported model to one replicate's tables; (tree, labels) per fit, as
+        :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
+        replicate's seed function."""
+        from alliance.agreement import (
+            QUANTITY_PARAMETERS,
+            agreement_data,
+            agreement_estimands,
+            agreement_inputs,
+            build_agreement_model,
+        )
+        from alliance.associations import (
+            COEFFICIENTS,
+            association_data,
+            association_estimands,
+            association_inputs,
+            build_association_model,
+        )
+        from alliance.growth import growth_data, growth_estimands
+        from alliance.refit import growth_refit_model, growth_structure
+        from alliance.sampling import sample_bambi_prior, sample_pymc_prior
+
+        settings = self.settings
+        instrument = settings["instrument"]
+        months = list(instrument["months"])
+        alliance, covariates = tables["alliance"], tables["digital_covariates"]
+        levels = self._levels(alliance)
+        fits = []
+
+        name = settings["growth"]["reported_model"]
+        spec = settings["growth"]["models"][name]
+        priors = settings["growth"]["priors"]
+        if "growth" not in self.compiled:
+            self.structure = growth_structure(
+                growth_data(alliance, RATERS[0], instrument),
                 spec,
-                fit_settings(config, "growth"),
+                priors,
+                **levels,
+                upper=instrument["response_max"],
+            )
+        structure = self.structure
+
+        def growth_of(tree):
+            return growth_estimands(structure.reference, tree, spec, instrument)
+
+        prior = self._prior(
+            "growth", lambda n, s: sample_bambi_prior(structure.reference, n, s), growth_of
+        )
+        for rater in RATERS:
+            data = growth_data(alliance, rater, instrument)
+            tree = self._fit(
+                "growth",
+                lambda d=data: growth_refit_model(structure, d),
+                structure.inputs(data),
+                growth_of,
+                prior,
                 lambda *step, r=rater: seed("growth", r, *step),
-                log,
             )
+            label = f"growth_{rater}_{name}"
+            fits.append((tree, {"aim": "a", "model": name, "rater": rater, "label": label}))
+
+        pairs = agreement_data(alliance, instrument)
+        ordered = (levels["patients"], levels["therapists"])
+        agreement_priors = settings["agreement"]["priors"]
+        if "agreement" not in self.compiled:
+            self.agreement_model = build_agreement_model(pairs, agreement_priors, *ordered)
+        model = self.agreement_model
+        prior = self._prior(
+            "agreement",
+            lambda n, s: sample_pymc_prior(model, n, s, var_names=list(QUANTITY_PARAMETERS)),
+            lambda tree: agreement_estimands(tree["posterior"].to_dataset(), months),
         )
-    fits.append(
-        fit_agreement_model(
-            alliance, fit_settings(config, "agreement"), lambda *s: seed("agreement", *s), log
+        tree = self._fit(
+            "agreement",
+            lambda: model,
+            agreement_inputs(pairs, *ordered),
+            lambda tree: agreement_estimands(tree["posterior"].to_dataset(), months),
+            prior,
+            lambda *step: seed("agreement", *step),
         )
-    )
-    for rater in RATERS:
-        fits.append(
-            fit_association_model(
-                alliance,
-                covariates,
-                rater,
-                "pooled",
-                fit_settings(config, "association"),
+        fits.append((tree, {"aim": "b", "model": "bivariate", "label": "agreement_bivariate"}))
+
+        for rater in RATERS:
+            data, scale = association_data(alliance, covariates, rater)
+            key = f"association_{rater}"
+            if key not in self.compiled:
+                setattr(
+                    self,
+                    key,
+                    build_association_model(
+                        data,
+                        scale,
+                        rater,
+                        settings["association"]["priors"],
+                        months,
+                        **levels,
+                        full_capacity=True,
+                    ),
+                )
+            model = getattr(self, key)
+            coefficients = [c for c in COEFFICIENTS if c in model.named_vars]
+            prior = self._prior(
+                key,
+                lambda n, s, m=model, c=coefficients: sample_pymc_prior(m, n, s, var_names=c),
+                lambda tree: association_estimands(tree["posterior"].to_dataset()),
+            )
+            inputs, _ = association_inputs(data, scale, rater, months, **levels, full_capacity=True)
+            tree = self._fit(
+                key,
+                lambda m=model: m,
+                inputs,
+                lambda tree: association_estimands(tree["posterior"].to_dataset()),
+                prior,
                 lambda *step, r=rater: seed("association", r, *step),
-                log,
             )
+            label = f"association_{rater}_pooled"
+            fits.append((tree, {"aim": "c", "model": "pooled", "rater": rater, "label": label}))
+        return fits
+
+
+#: The models of the simulation-based calibration (one SBC job runs simulations of one).
+SBC_MODELS = (
+    "growth_patient",
+    "growth_therapist",
+    "agreement",
+    "association_patient",
+    "association_therapist",
+)
+
+
+def sbc_design(model: str, tables: Mapping[str, pd.DataFrame], settings: Mapping):
+    """The SBC of one of :data:`SBC_MODELS` on the design of one simulated trial (``tables``):
+    its label in ``sbc.csv``, its PyMC model (data as inputs) and the design's data inputs."""
+    from alliance.agreement import agreement_data, agreement_inputs, build_agreement_model
+    from alliance.associations import (
+        association_data,
+        association_inputs,
+        build_association_model,
+    )
+    from alliance.growth import growth_data
+    from alliance.refit import growth_refit_model, growth_structure
+
+    instrument = settings["instrument"]
+    alliance = tables["alliance"]
+    if model.startswith("growth_"):
+        rater = model.removeprefix("growth_")
+        name = settings["growth"]["reported_model"]
+        spec = settings["growth"]["models"][name]
+        if spec.get("likelihood", "gaussian") != "gaussian" or spec.get("residual_sd_by"):
+            raise ValueError("SBC covers the Gaussian growth models with one residual SD")
+        data = growth_data(alliance, rater, instrument)
+        structure = growth_structure(
+            data,
+            spec,
+            settings["growth"]["priors"],
+            sorted(alliance["patient_id"].unique()),
+            sorted(alliance["therapist_id"].unique()),
+            instrument["response_max"],
         )
-    return fits
+        return f"growth_{rater}_{name}", growth_refit_model(structure, data), structure.inputs(data)
+    if model == "agreement":
+        pairs = agreement_data(alliance, instrument)
+        built = build_agreement_model(pairs, settings["agreement"]["priors"])
+        patients = list(built.coords["patient"])
+        therapists = list(built.coords["therapist"])
+        return "agreement_bivariate", built, agreement_inputs(pairs, patients, therapists)
+    if model.startswith("association_"):
+        rater = model.removeprefix("association_")
+        months = list(instrument["months"])
+        data, scale = association_data(alliance, tables["digital_covariates"], rater)
+        priors = settings["association"]["priors"]
+        built = build_association_model(data, scale, rater, priors, months)
+        inputs, _ = association_inputs(data, scale, rater, months)
+        return f"association_{rater}_pooled", built, inputs
+    raise ValueError(f"unknown SBC model {model!r}; choose one of {', '.join(SBC_MODELS)}")
 
 
 def reported_rows(fits, summary: Mapping) -> pd.DataFrame:
@@ -160,13 +344,31 @@ def reported_rows(fits, summary: Mapping) -> pd.DataFrame:
 
 
 def convergence_rows(fits, convergence: Mapping) -> pd.DataFrame:
-    """Per fit: the number of convergence checks (every parameter, every reported quantity and
-    the sampler; alliance.diagnostics.fit_checks), how many failed and the first failures."""
+    """Per fit: the number of convergence checks (alliance.diagnostics.fit_checks: every
+    population-level parameter, every reported quantity and the sampler), how many failed and
+    the first failures.
+
+    Unlike a workflow fit, a replicate's per-patient and per-therapist effects and imputed values
+    (the standard-normal variables, ``*_offset`` and ``*_z``) are not judged: at the validation's
+    MCMC size, thousands of them (the refitted models carry one imputation slot per possible
+    cell) fail R-hat 1.01 by chance alone, and their diagnostics took longer than the fits."""
+    import xarray as xr
+
     from alliance.diagnostics import failures, fit_checks
+    from alliance.sensitivity import NOT_PRIORS_SUFFIXES
 
     rows = []
     for idata, labels in fits:
-        table = fit_checks(idata, idata["estimands"].to_dataset(), labels["label"], convergence)
+        posterior = idata["posterior"].to_dataset()
+        latent = [name for name in posterior.data_vars if name.endswith(NOT_PRIORS_SUFFIXES)]
+        judged = xr.DataTree.from_dict(
+            {
+                "posterior": posterior.drop_vars(latent),
+                "sample_stats": idata["sample_stats"].to_dataset(),
+            }
+        )
+        estimands = idata["estimands"].to_dataset()
+        table = fit_checks(judged, estimands, labels["label"], convergence)
         failed = failures(table)
         rows.append(
             {
@@ -179,18 +381,61 @@ def convergence_rows(fits, convergence: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_replicate(settings: Mapping, truth: pd.DataFrame, seed, log=None):
+def run_replicate(settings: Mapping, truth: pd.DataFrame, seed, models: ReportedModels, log=None):
     """One replicate of a scenario (``settings``: :func:`scenario_config`): simulate the trial,
-    fit the reported models, and return its estimand rows beside the truth, its verdicts
-    (:func:`replicate_tables`) and the convergence of its fits (:func:`convergence_rows`)."""
+    fit the reported models (``models``: compiled once, refitted here), and return its estimand
+    rows beside the truth, its verdicts (:func:`replicate_tables`) and the convergence of its fits
+    (:func:`convergence_rows`)."""
     from alliance.diagnostics import convergence_settings
 
     tables = simulate_tables(settings, seed("twin"))
-    fits = fit_reported_models(tables, settings, seed, log)
+    fits = models.fit(tables, seed)
     detail = reported_rows(fits, settings["summary"])
     estimands, verdicts = replicate_tables(detail, truth, settings["summary"]["decision_prob"])
     convergence = convergence_rows(fits, convergence_settings(settings["diagnostics"]))
     return estimands, verdicts, convergence
+
+
+def run_batch(
+    settings_by_scenario: Mapping[str, Mapping],
+    truths: Mapping[str, pd.DataFrame],
+    replicates: list[int],
+    master_seed: int,
+    log=None,
+) -> dict[str, pd.DataFrame]:
+    """One job of the study: replicates ``replicates`` of every scenario, every model compiled
+    once for all of them (:class:`ReportedModels`). A replicate's seeds depend on its scenario
+    and number only (:func:`alliance.seeds.job_seeds` of rule ``validation_replicate``), so it
+    is the same replicate whichever job runs it. Returns the stacked ``estimands``, ``verdicts``
+    and ``convergence`` tables, each row with its ``scenario`` and ``replicate``."""
+    import time
+
+    from alliance.seeds import job_seeds
+
+    first = next(iter(settings_by_scenario.values()))
+    models = ReportedModels(
+        first, job_seeds(master_seed, "validation_models", {"replicates": str(replicates)}), log
+    )
+    tables = {"estimands": [], "verdicts": [], "convergence": []}
+    for replicate in replicates:
+        for scenario, settings in settings_by_scenario.items():
+            start = time.perf_counter()
+            label = {"scenario": scenario, "replicate": f"{replicate:03d}"}
+            seed = job_seeds(master_seed, "validation_replicate", label)
+            results = run_replicate(settings, truths[scenario], seed, models)
+            for name, table in zip(tables, results, strict=True):
+                tables[name].append(table.assign(**label))
+            if log is not None:
+                log.info(
+                    "replicate %s of %s: %.1f s; verdicts %s",
+                    label["replicate"],
+                    scenario,
+                    time.perf_counter() - start,
+                    dict(zip(results[1]["finding"], results[1]["verdict"], strict=True)),
+                )
+    if log is not None:
+        log.info("compiling the models took %.1f s of the job", models.compile_seconds)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}
 
 
 def truth_table(truth_rows: list[dict]) -> pd.DataFrame:
@@ -286,10 +531,9 @@ def verdict_table(verdicts: pd.DataFrame, claims: Mapping[str, Mapping[str, bool
 
 
 def stacked_replicates(paths) -> pd.DataFrame:
-    """The replicates' tables (``replicates/<scenario>/<replicate>/<table>.csv``) in one, each
-    row with its scenario and replicate, named by the path."""
-    frames = []
-    for path in map(Path, paths):
-        table = pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
-        frames.append(table.assign(scenario=path.parent.parent.name, replicate=path.parent.name))
+    """The batches' tables (each row with its ``scenario`` and ``replicate``) in one."""
+    frames = [
+        pd.read_csv(path, dtype={"month": str, "replicate": str}, keep_default_na=False)
+        for path in paths
+    ]
     return pd.concat(frames, ignore_index=True)

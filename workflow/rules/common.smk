@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -13,6 +14,7 @@ from alliance.diagnostics import convergence_settings
 from alliance.model_fits import fit_settings
 from alliance.validation import scenario_config as validation_scenario_config
 from alliance.validation import scenario_names as validation_scenario_names
+from alliance.validation import SBC_MODELS
 
 # A configuration or environment problem stops the run here, before any job, with one message
 # per problem naming the key and what is allowed (sys.exit: no traceback on the console).
@@ -255,11 +257,25 @@ def report_inputs(wildcards):
 # The validation study (workflow/rules/validation.smk): its scenarios and replicates.
 VALIDATION = config["validation"]
 VALIDATION_SCENARIOS = validation_scenario_names(VALIDATION)
-VALIDATION_REPLICATES = [
-    f"{index:03d}" for index in range(1, VALIDATION["replicates"] + 1)
+# Jobs of `replicates_per_job` replicates of every scenario each (the models compiled once per job).
+VALIDATION_BATCHES = [
+    f"{index:03d}"
+    for index in range(
+        1, -(-VALIDATION["replicates"] // VALIDATION["replicates_per_job"]) + 1
+    )
 ]
+
+
+def batch_replicates(wildcards):
+    """The replicate numbers (1-based) of one batch of the validation study."""
+    first = (int(wildcards.batch) - 1) * VALIDATION["replicates_per_job"] + 1
+    last = min(first + VALIDATION["replicates_per_job"] - 1, VALIDATION["replicates"])
+    return list(range(first, last + 1))
+
+
 # Simulation-based calibration: jobs of `simulations_per_job` simulations each, per rater.
 SBC = VALIDATION["sbc"]
+SBC_RUN = list(SBC.get("models") or SBC_MODELS)
 SBC_CHUNKS = [
     f"{index:03d}"
     for index in range(1, -(-SBC["simulations"] // SBC["simulations_per_job"]) + 1)
@@ -277,8 +293,24 @@ def validation_settings():
     """What the SBC jobs read: the config (the twin as configured) at the validation's MCMC size
     with its SBC settings, without the scenarios."""
     settings = validation_scenario_config(config, None)
-    keys = ("synthetic_twin", "instrument", "input", "growth", "sampling")
+    keys = (
+        "synthetic_twin",
+        "instrument",
+        "input",
+        "growth",
+        "agreement",
+        "association",
+        "sampling",
+    )
     return {**{key: settings[key] for key in keys}, "sbc": SBC}
+
+
+def all_scenario_settings():
+    """What a batch of the study reads: each scenario's settings (scenario_settings)."""
+    return {
+        name: scenario_settings(SimpleNamespace(scenario=name))
+        for name in VALIDATION_SCENARIOS
+    }
 
 
 def scenario_settings(wildcards):

@@ -1,5 +1,5 @@
 # The simulation study (target `validation`, not part of the default run): per scenario its true
-# estimands, per replicate a simulated trial analysed as the workflow analyses the data, and the
+# estimands, per batch some replicates of every scenario (each a simulated trial analysed as the workflow analyses the data, and the
 # coverage and verdict tables of the data contract (alliance.validation).
 
 
@@ -20,36 +20,39 @@ rule validation_truth:
         "../scripts/validation_truth.py"
 
 
-rule validation_replicate:
+rule validation_replicates:
     input:
-        truth=rules.validation_truth.output.truth,
+        truths=expand(
+            rules.validation_truth.output.truth, scenario=VALIDATION_SCENARIOS
+        ),
     output:
-        estimands="results/validation/replicates/{scenario}/{replicate}/estimands.csv",
-        verdicts="results/validation/replicates/{scenario}/{replicate}/verdicts.csv",
-        convergence="results/validation/replicates/{scenario}/{replicate}/convergence.csv",
+        estimands="results/validation/replicates/{batch}/estimands.csv",
+        verdicts="results/validation/replicates/{batch}/verdicts.csv",
+        convergence="results/validation/replicates/{batch}/convergence.csv",
     log:
-        "logs/validation/replicates/{scenario}/{replicate}.log",
+        "logs/validation/replicates/{batch}.log",
     benchmark:
-        "logs/benchmarks/validation/replicates/{scenario}/{replicate}.tsv"
+        "logs/benchmarks/validation/replicates/{batch}.tsv"
     conda:
         CONDA_ENV
     threads: 1
     params:
-        settings=scenario_settings,
+        settings=all_scenario_settings(),
+        replicates=batch_replicates,
         seed=SEED,
     script:
-        "../scripts/validation_replicate.py"
+        "../scripts/validation_replicates.py"
 
 
 rule validation_sbc:
     output:
-        ranks="results/validation/sbc/{rater}/{chunk}.csv",
+        ranks="results/validation/sbc/{model}/{chunk}.csv",
     log:
-        "logs/validation/sbc/{rater}/{chunk}.log",
+        "logs/validation/sbc/{model}/{chunk}.log",
     benchmark:
-        "logs/benchmarks/validation/sbc/{rater}/{chunk}.tsv"
+        "logs/benchmarks/validation/sbc/{model}/{chunk}.tsv"
     wildcard_constraints:
-        rater="|".join(RATERS),
+        model="|".join(SBC_MODELS),
     conda:
         CONDA_ENV
     threads: 1
@@ -67,22 +70,16 @@ rule summarise_validation:
             rules.validation_truth.output.truth, scenario=VALIDATION_SCENARIOS
         ),
         estimands=expand(
-            rules.validation_replicate.output.estimands,
-            scenario=VALIDATION_SCENARIOS,
-            replicate=VALIDATION_REPLICATES,
+            rules.validation_replicates.output.estimands, batch=VALIDATION_BATCHES
         ),
         verdicts=expand(
-            rules.validation_replicate.output.verdicts,
-            scenario=VALIDATION_SCENARIOS,
-            replicate=VALIDATION_REPLICATES,
+            rules.validation_replicates.output.verdicts, batch=VALIDATION_BATCHES
         ),
         convergence=expand(
-            rules.validation_replicate.output.convergence,
-            scenario=VALIDATION_SCENARIOS,
-            replicate=VALIDATION_REPLICATES,
+            rules.validation_replicates.output.convergence, batch=VALIDATION_BATCHES
         ),
         sbc_ranks=expand(
-            rules.validation_sbc.output.ranks, rater=RATERS, chunk=SBC_CHUNKS
+            rules.validation_sbc.output.ranks, model=SBC_RUN, chunk=SBC_CHUNKS
         ),
         template="report/templates/validation.html.j2",
     output:

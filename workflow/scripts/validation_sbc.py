@@ -1,5 +1,6 @@
-"""Snakemake adapter: simulations of the simulation-based calibration of one rater's reported
-growth model (alliance.sbc), on the design of one simulated trial of the twin."""
+"""Snakemake adapter: simulations of the simulation-based calibration of one reported model
+(alliance.sbc), on the design of one simulated trial of the twin; the model is compiled once and
+refitted on every simulation."""
 
 from alliance.runtime import start_job
 
@@ -8,29 +9,25 @@ log = start_job(smk)
 
 import pandas as pd
 
-from alliance.growth import growth_data
-from alliance.sbc import growth_sbc_simulation
+from alliance.refit import CompiledModel
+from alliance.sbc import sbc_simulation
 from alliance.seeds import derive_seed, job_seeds
-from alliance.validation import simulate_tables
+from alliance.validation import sbc_design, simulate_tables
 
-settings, rater = smk.params.settings, smk.wildcards.rater
-name = settings["growth"]["reported_model"]
-spec = settings["growth"]["models"][name]
+settings, model_name = smk.params.settings, smk.wildcards.model
 # One design for every simulation of the study: the same trial in every job.
 tables = simulate_tables(settings, derive_seed(smk.params.seed, "validation", "sbc", "design"))
-data = growth_data(tables["alliance"], rater, settings["instrument"])
-fit_settings = {
-    "priors": settings["growth"]["priors"],
-    "sampling": settings["sampling"],
-    "sbc": settings["sbc"],
-}
+label, model, inputs = sbc_design(model_name, tables, settings)
+compiled = CompiledModel(model, log)
 rows = []
 for simulation in smk.params.simulations:
-    seed = job_seeds(smk.params.seed, "validation_sbc", {"rater": rater, "simulation": simulation})
-    ranks = growth_sbc_simulation(data, spec, fit_settings, seed)
+    seed = job_seeds(
+        smk.params.seed, "validation_sbc", {"model": model_name, "simulation": simulation}
+    )
+    ranks = sbc_simulation(compiled, inputs, settings, seed)
     rows += [
-        {"model": f"growth_{rater}_{name}", "simulation": simulation, "parameter": p, "rank": r}
+        {"model": label, "simulation": simulation, "parameter": p, "rank": r}
         for p, r in ranks.items()
     ]
-    log.info("simulation %d: ranks %s", simulation, ranks)
+    log.info("simulation %d: %d ranks", simulation, len(ranks))
 pd.DataFrame(rows).to_csv(smk.output.ranks, index=False)
