@@ -49,6 +49,16 @@ class CompiledModel:
                 self.compile_seconds,
             )
 
+    def used(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inputs the compiled function reads: a data variable of the model that no density
+        depends on (e.g. the positions of missing cells where there are none) is not among its
+        inputs; a name that is not a data variable of the model is an error."""
+        known = {variable.name for variable in self.compiled.shared_var_keys}
+        unknown = sorted(set(inputs) - known - set(self.model.named_vars))
+        if unknown:
+            raise KeyError(f"not data inputs of the model: {', '.join(unknown)}")
+        return {name: values for name, values in inputs.items() if name in known}
+
     def fit(self, inputs: Mapping[str, np.ndarray], sampling: Mapping, seed: int):
         """The posterior and sampler statistics of the model on ``inputs`` (name -> values of its
         ``pm.Data`` variables), sampled as ``sampling`` says (chains, draws kept per chain,
@@ -59,7 +69,7 @@ class CompiledModel:
 
         thin = int(sampling.get("thin", 1))
         tree = nutpie.sample(
-            self.compiled.with_data(**inputs),
+            self.compiled.with_data(**self.used(inputs)),
             draws=int(sampling["draws"]) * thin,
             tune=int(sampling["tune"]),
             chains=int(sampling["chains"]),
