@@ -1,6 +1,8 @@
 """One function per model family that builds and fits the model from the analysis tables: the fit
-jobs of the workflow (``workflow/scripts/fit_*.py``) and the validation study
-(:mod:`alliance.validation`) fit every model through these, so both fit the same models.
+jobs of the workflow (``workflow/scripts/fit_*.py``) fit every model through these. The validation
+study (:mod:`alliance.validation`) refits the same models compiled once (:mod:`alliance.refit`):
+the agreement and association models from the same builders, the growth models in their PyMC form
+with the Bambi model's log density.
 
 Each returns the fitted tree (:func:`alliance.sampling.fit_with_safety_net`) and the labels its
 NetCDF file carries (``aim``, ``model``, ``rater``, ``label``; see
