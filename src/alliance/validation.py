@@ -5,8 +5,8 @@ Each *scenario* is the synthetic twin with some of its assumed values changed (c
 at random, at random and not at random. A *replicate* simulates one trial of the scenario, cleans
 it as the workflow does, fits the reported models at the validation's MCMC size (compiled once
 per job and refitted on each replicate: :class:`ReportedModels`), and keeps each estimand row
-beside the scenario's true value and the verdict on each published finding. The aggregates are the data contract's
-``results/validation/coverage.csv`` and ``verdicts.csv``.
+beside the scenario's true value and the verdict on each published finding. The aggregates are
+the data contract's ``results/validation/coverage.csv`` and ``verdicts.csv``.
 """
 
 from __future__ import annotations
