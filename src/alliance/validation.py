@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from alliance.design import RATERS
 from alliance.findings import FINDINGS, findings_table, select_rows
 from alliance.posterior_summary import (
     CONTRACT_COLUMNS,
@@ -91,183 +91,10 @@ def simulate_tables(config: Mapping, seed: int) -> dict[str, pd.DataFrame]:
     return build_analysis_tables(data, config["instrument"])
 
 
-class ReportedModels:
-    """The models whose rows the contract's estimand table reports, compiled once per process and
-    refitted on each replicate's tables (:mod:`alliance.refit`): the configured
-    ``growth.reported_model`` for each rater (aim a; one compiled model serves both raters; the
-    LOO choice among alternatives is not repeated), the bivariate agreement model (aim b) and the
-    pooled association model of each rater (aim c).
-
-    Each model is compiled when the first replicate needs it, indexed by that trial's randomised
-    patients and therapists (every replicate of a study has the same ones). The reported
-    quantities the priors alone imply (for the estimand rows' prior columns) do not depend on the
-    data and are drawn once per model. ``settings``: a scenario's config (:func:`scenario_config`;
-    every scenario shares the models and their priors).
-    """
-
-    def __init__(self, settings: Mapping, seed, log=None):
-        self.settings = settings
-        self.seed = seed
-        self.log = log
-        self.compiled = {}
-        self.prior_estimands = {}
-        self.levels = None
-
-    @property
-    def compile_seconds(self) -> float:
-        return sum(model.compile_seconds for model in self.compiled.values())
-
-    def _levels(self, alliance: pd.DataFrame) -> dict:
-        levels = {
-            "patients": sorted(alliance["patient_id"].unique()),
-            "therapists": sorted(alliance["therapist_id"].unique()),
-        }
-        if self.levels is None:
-            self.levels = levels
-        elif levels != self.levels:
-            raise ValueError("a replicate's patients or therapists differ from the first one's")
-        return levels
-
-    def _prior(self, key: str, draws_of, estimands_of):
-        from alliance.sampling import prior_as_posterior
-
-        if key not in self.prior_estimands:
-            prior = draws_of(self.settings["predictive"]["prior_draws"], self.seed(key, "prior"))
-            self.prior_estimands[key] = estimands_of(prior_as_posterior(prior))
-        return self.prior_estimands[key]
-
-    def _fit(self, key: str, build, inputs, estimands_of, prior_estimands, step):
-        from alliance.refit import CompiledModel
-
-        if key not in self.compiled:
-            self.compiled[key] = CompiledModel(build(), self.log)
-        tree = self.compiled[key].fit(inputs, self.settings["sampling"], step("fit"))
-        tree["estimands"] = estimands_of(tree)
-        tree["prior_estimands"] = prior_estimands
-        return tree
-
-    def fit(self, tables: Mapping[str, pd.DataFrame], seed) -> list:
-        """Fit every reported model to one replicate's tables; (tree, labels) per fit, as
-        :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
-        replicate's seed function."""
-        from alliance.agreement import (
-            QUANTITY_PARAMETERS,
-            agreement_data,
-            agreement_estimands,
-            agreement_inputs,
-            build_agreement_model,
-        )
-        from alliance.associations import (
-            COEFFICIENTS,
-            association_data,
-            association_estimands,
-            association_inputs,
-            build_association_model,
-        )
-        from alliance.growth import growth_data, growth_estimands
-        from alliance.refit import growth_refit_model, growth_structure
-        from alliance.sampling import sample_bambi_prior, sample_pymc_prior
-
-        settings = self.settings
-        instrument = settings["instrument"]
-        months = list(instrument["months"])
-        alliance, covariates = tables["alliance"], tables["digital_covariates"]
-        levels = self._levels(alliance)
-        fits = []
-
-        name = settings["growth"]["reported_model"]
-        spec = settings["growth"]["models"][name]
-        priors = settings["growth"]["priors"]
-        if "growth" not in self.compiled:
-            self.structure = growth_structure(
-                growth_data(alliance, RATERS[0], instrument),
-                spec,
-                priors,
-                **levels,
-                upper=instrument["response_max"],
-            )
-        structure = self.structure
-
-        def growth_of(tree):
-            return growth_estimands(structure.reference, tree, spec, instrument)
-
-        prior = self._prior(
-            "growth", lambda n, s: sample_bambi_prior(structure.reference, n, s), growth_of
-        )
-        for rater in RATERS:
-            data = growth_data(alliance, rater, instrument)
-            tree = self._fit(
-                "growth",
-                lambda d=data: growth_refit_model(structure, d),
-                structure.inputs(data),
-                growth_of,
-                prior,
-                lambda *step, r=rater: seed("growth", r, *step),
-            )
-            label = f"growth_{rater}_{name}"
-            fits.append((tree, {"aim": "a", "model": name, "rater": rater, "label": label}))
-
-        pairs = agreement_data(alliance, instrument)
-        ordered = (levels["patients"], levels["therapists"])
-        agreement_priors = settings["agreement"]["priors"]
-        if "agreement" not in self.compiled:
-            self.agreement_model = build_agreement_model(pairs, agreement_priors, *ordered)
-        model = self.agreement_model
-        prior = self._prior(
-            "agreement",
-            lambda n, s: sample_pymc_prior(model, n, s, var_names=list(QUANTITY_PARAMETERS)),
-            lambda tree: agreement_estimands(tree["posterior"].to_dataset(), months),
-        )
-        tree = self._fit(
-            "agreement",
-            lambda: model,
-            agreement_inputs(pairs, *ordered),
-            lambda tree: agreement_estimands(tree["posterior"].to_dataset(), months),
-            prior,
-            lambda *step: seed("agreement", *step),
-        )
-        fits.append((tree, {"aim": "b", "model": "bivariate", "label": "agreement_bivariate"}))
-
-        for rater in RATERS:
-            data, scale = association_data(alliance, covariates, rater)
-            key = f"association_{rater}"
-            if key not in self.compiled:
-                setattr(
-                    self,
-                    key,
-                    build_association_model(
-                        data,
-                        scale,
-                        rater,
-                        settings["association"]["priors"],
-                        months,
-                        **levels,
-                        full_capacity=True,
-                    ),
-                )
-            model = getattr(self, key)
-            coefficients = [c for c in COEFFICIENTS if c in model.named_vars]
-            prior = self._prior(
-                key,
-                lambda n, s, m=model, c=coefficients: sample_pymc_prior(m, n, s, var_names=c),
-                lambda tree: association_estimands(tree["posterior"].to_dataset()),
-            )
-            inputs, _ = association_inputs(data, scale, rater, months, **levels, full_capacity=True)
-            tree = self._fit(
-                key,
-                lambda m=model: m,
-                inputs,
-                lambda tree: association_estimands(tree["posterior"].to_dataset()),
-                prior,
-                lambda *step, r=rater: seed("association", r, *step),
-            )
-            label = f"association_{rater}_pooled"
-            fits.append((tree, {"aim": "c", "model": "pooled", "rater": rater, "label": label}))
-        return fits
-
-
-#: The models of the simulation-based calibration (one SBC job runs simulations of one).
-SBC_MODELS = (
+#: The reported models (the contract's estimand rows): each rater's growth model (aim a), the
+#: agreement model (aim b) and each rater's pooled association model (aim c). The simulation
+#: study refits them all; the SBC calibrates each (one SBC job runs simulations of one).
+SBC_MODELS = REPORTED_MODELS = (
     "growth_patient",
     "growth_therapist",
     "agreement",
@@ -276,51 +103,194 @@ SBC_MODELS = (
 )
 
 
-def sbc_design(model: str, tables: Mapping[str, pd.DataFrame], settings: Mapping):
-    """The SBC of one of :data:`SBC_MODELS` on the design of one simulated trial (``tables``):
-    its label in ``sbc.csv``, its PyMC model (data as inputs) and the design's data inputs."""
-    from alliance.agreement import agreement_data, agreement_inputs, build_agreement_model
+@dataclass
+class RefitModel:
+    """One reported model in the form that is compiled once and refitted (:mod:`alliance.refit`):
+    its PyMC model with data inputs, how to get the inputs from a trial's tables, its reported
+    quantities from a tree's posterior, and draws from its prior (for the quantities the priors
+    alone imply). ``compile_key``: models with the same key share one compiled function (both
+    raters' growth models)."""
+
+    labels: dict
+    compile_key: str
+    model: object
+    inputs_of: Callable[[Mapping[str, pd.DataFrame]], dict]
+    estimands_of: Callable
+    prior_of: Callable[[int, int], object]
+
+    @property
+    def label(self) -> str:
+        return self.labels["label"]
+
+
+def trial_levels(alliance: pd.DataFrame) -> dict[str, list]:
+    """A trial's randomised patients and therapists (sorted): the levels of a refitted model's
+    group effects."""
+    return {
+        "patients": sorted(alliance["patient_id"].unique()),
+        "therapists": sorted(alliance["therapist_id"].unique()),
+    }
+
+
+def refit_model(
+    name: str,
+    tables: Mapping[str, pd.DataFrame],
+    settings: Mapping,
+    levels: Mapping | None = None,
+    full_capacity: bool = False,
+) -> RefitModel:
+    """Reported model ``name`` (:data:`REPORTED_MODELS`) built on one trial's ``tables``.
+
+    ``levels`` (``patients``, ``therapists``) index the group effects (default: the trial's
+    randomised patients and therapists for the growth models, those with ratings for the
+    others); ``full_capacity``: an association model with an imputation slot per possible cell,
+    so that any trial of the same patients can be swapped in."""
+    from alliance.agreement import (
+        QUANTITY_PARAMETERS,
+        agreement_data,
+        agreement_estimands,
+        agreement_inputs,
+        build_agreement_model,
+    )
     from alliance.associations import (
+        COEFFICIENTS,
         association_data,
+        association_estimands,
         association_inputs,
         build_association_model,
     )
-    from alliance.growth import growth_data
+    from alliance.growth import growth_data, growth_estimands
     from alliance.refit import growth_refit_model, growth_structure
+    from alliance.sampling import sample_bambi_prior, sample_pymc_prior
 
     instrument = settings["instrument"]
+    months = list(instrument["months"])
     alliance = tables["alliance"]
-    if model.startswith("growth_"):
-        rater = model.removeprefix("growth_")
-        name = settings["growth"]["reported_model"]
-        spec = settings["growth"]["models"][name]
-        if spec.get("likelihood", "gaussian") != "gaussian" or spec.get("residual_sd_by"):
-            raise ValueError("SBC covers the Gaussian growth models with one residual SD")
+    if name.startswith("growth_"):
+        rater = name.removeprefix("growth_")
+        model_name = settings["growth"]["reported_model"]
+        spec = settings["growth"]["models"][model_name]
         data = growth_data(alliance, rater, instrument)
         structure = growth_structure(
             data,
             spec,
             settings["growth"]["priors"],
-            sorted(alliance["patient_id"].unique()),
-            sorted(alliance["therapist_id"].unique()),
-            instrument["response_max"],
+            **(levels or trial_levels(alliance)),
+            upper=instrument["response_max"],
         )
-        return f"growth_{rater}_{name}", growth_refit_model(structure, data), structure.inputs(data)
-    if model == "agreement":
+        label = f"growth_{rater}_{model_name}"
+        return RefitModel(
+            {"aim": "a", "model": model_name, "rater": rater, "label": label},
+            "growth",
+            growth_refit_model(structure, data),
+            lambda t: structure.inputs(growth_data(t["alliance"], rater, instrument)),
+            lambda tree: growth_estimands(structure.reference, tree, spec, instrument),
+            lambda n, seed: sample_bambi_prior(structure.reference, n, seed),
+        )
+    if name == "agreement":
         pairs = agreement_data(alliance, instrument)
-        built = build_agreement_model(pairs, settings["agreement"]["priors"])
-        patients = list(built.coords["patient"])
-        therapists = list(built.coords["therapist"])
-        return "agreement_bivariate", built, agreement_inputs(pairs, patients, therapists)
-    if model.startswith("association_"):
-        rater = model.removeprefix("association_")
-        months = list(instrument["months"])
+        ordered = (levels["patients"], levels["therapists"]) if levels else (None, None)
+        model = build_agreement_model(pairs, settings["agreement"]["priors"], *ordered)
+        indexed = (list(model.coords["patient"]), list(model.coords["therapist"]))
+        return RefitModel(
+            {"aim": "b", "model": "bivariate", "label": "agreement_bivariate"},
+            "agreement",
+            model,
+            lambda t: agreement_inputs(agreement_data(t["alliance"], instrument), *indexed),
+            lambda tree: agreement_estimands(tree["posterior"].to_dataset(), months),
+            lambda n, seed: sample_pymc_prior(model, n, seed, var_names=list(QUANTITY_PARAMETERS)),
+        )
+    if name.startswith("association_"):
+        rater = name.removeprefix("association_")
         data, scale = association_data(alliance, tables["digital_covariates"], rater)
-        priors = settings["association"]["priors"]
-        built = build_association_model(data, scale, rater, priors, months)
-        inputs, _ = association_inputs(data, scale, rater, months)
-        return f"association_{rater}_pooled", built, inputs
-    raise ValueError(f"unknown SBC model {model!r}; choose one of {', '.join(SBC_MODELS)}")
+        indexing = {**(levels or {}), "full_capacity": full_capacity}
+        model = build_association_model(
+            data, scale, rater, settings["association"]["priors"], months, **indexing
+        )
+        coefficients = [c for c in COEFFICIENTS if c in model.named_vars]
+
+        def inputs_of(t):
+            trial = association_data(t["alliance"], t["digital_covariates"], rater)
+            return association_inputs(*trial, rater, months, **indexing)[0]
+
+        label = f"association_{rater}_pooled"
+        return RefitModel(
+            {"aim": "c", "model": "pooled", "rater": rater, "label": label},
+            name,
+            model,
+            inputs_of,
+            lambda tree: association_estimands(tree["posterior"].to_dataset()),
+            lambda n, seed: sample_pymc_prior(model, n, seed, var_names=coefficients),
+        )
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(REPORTED_MODELS)}")
+
+
+class ReportedModels:
+    """The reported models (:data:`REPORTED_MODELS`), built on the first replicate's trial,
+    compiled once per process and refitted on each replicate's tables (:mod:`alliance.refit`);
+    both raters' growth models share one compiled function. The LOO choice among growth models
+    is not repeated: ``growth.reported_model`` is fitted.
+
+    Every replicate of a study has the same randomised patients and therapists (checked). The
+    reported quantities the priors alone imply (for the estimand rows' prior columns) do not
+    depend on the data and are drawn once per model. ``settings``: a scenario's config
+    (:func:`scenario_config`; every scenario shares the models and their priors).
+    """
+
+    def __init__(self, settings: Mapping, seed, log=None):
+        self.settings = settings
+        self.seed = seed
+        self.log = log
+        self.models = {}
+        self.compiled = {}
+        self.prior_estimands = {}
+        self.levels = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(model.compile_seconds for model in self.compiled.values())
+
+    def fit(self, tables: Mapping[str, pd.DataFrame], seed) -> list:
+        """Fit every reported model to one replicate's tables; (tree, labels) per fit, as
+        :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
+        replicate's seed function."""
+        from alliance.refit import CompiledModel
+        from alliance.sampling import prior_as_posterior
+
+        levels = trial_levels(tables["alliance"])
+        if self.levels is None:
+            self.levels = levels
+        elif levels != self.levels:
+            raise ValueError("a replicate's patients or therapists differ from the first one's")
+        fits = []
+        for name in REPORTED_MODELS:
+            if name not in self.models:
+                built = refit_model(name, tables, self.settings, levels, full_capacity=True)
+                self.models[name] = built
+                if built.compile_key not in self.compiled:
+                    self.compiled[built.compile_key] = CompiledModel(built.model, self.log)
+                draws = self.settings["predictive"]["prior_draws"]
+                prior = built.prior_of(draws, self.seed(name, "prior"))
+                self.prior_estimands[name] = built.estimands_of(prior_as_posterior(prior))
+            built = self.models[name]
+            compiled = self.compiled[built.compile_key]
+            step = (*name.split("_"), "fit")  # e.g. ("growth", "patient", "fit")
+            tree = compiled.fit(built.inputs_of(tables), self.settings["sampling"], seed(*step))
+            tree["estimands"] = built.estimands_of(tree)
+            tree["prior_estimands"] = self.prior_estimands[name]
+            fits.append((tree, built.labels))
+        return fits
+
+
+def sbc_design(model: str, tables: Mapping[str, pd.DataFrame], settings: Mapping):
+    """The SBC of one of :data:`SBC_MODELS` on the design of one simulated trial (``tables``):
+    its label in ``sbc.csv``, its PyMC model (data as inputs) and the design's data inputs."""
+    if model.startswith("growth_"):
+        spec = settings["growth"]["models"][settings["growth"]["reported_model"]]
+        if spec.get("likelihood", "gaussian") != "gaussian" or spec.get("residual_sd_by"):
+            raise ValueError("SBC covers the Gaussian growth models with one residual SD")
+    built = refit_model(model, tables, settings)
+    return built.label, built.model, built.inputs_of(tables)
 
 
 def reported_rows(fits, summary: Mapping) -> pd.DataFrame:
