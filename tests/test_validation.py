@@ -6,17 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alliance.findings import FINDINGS
+from alliance.findings import FINDINGS, judgeable_findings
 from alliance.seeds import rng_for
 from alliance.settings import load_config
 from alliance.twin import true_estimands
 from alliance.validation import (
     COVERAGE_COLUMNS,
+    REPORTED_MODELS,
     VERDICT_COLUMNS,
     claims_true,
     coverage_table,
     replicate_tables,
     scenario_config,
+    scenario_models,
     scenario_names,
     truth_table,
     verdict_table,
@@ -49,11 +51,35 @@ def test_each_scenario_makes_exactly_its_claim_false():
         rows = true_estimands(
             settings["synthetic_twin"], settings["instrument"], rng_for(1, name, "truth")
         )
-        holds = claims_true(truth_table(rows), config["summary"])
+        truth = truth_table(rows)
+        holds = claims_true(truth, config["summary"])
         assert set(holds) == {f.key for f in FINDINGS}
         assert {key for key, value in holds.items() if not value} == (
             {false_claim} if false_claim else set()
         ), name
+        # The scenario fits the models that judge its false claim; the others fit all five.
+        models = scenario_models(config["validation"], name)
+        fitted = pd.concat([truth[rows_of_model(truth, model)] for model in models])
+        judged = {finding.key for finding in judgeable_findings(fitted)}
+        if false_claim:
+            assert false_claim in judged, name
+        else:
+            assert models == REPORTED_MODELS and judged == {f.key for f in FINDINGS}, name
+
+
+#: The aim and rater of each reported model's estimand rows.
+MODEL_ROWS = {
+    "growth_patient": ("a", "patient"),
+    "growth_therapist": ("a", "therapist"),
+    "agreement": ("b", None),
+    "association_patient": ("c", "patient"),
+    "association_therapist": ("c", "therapist"),
+}
+
+
+def rows_of_model(truth: pd.DataFrame, model: str) -> pd.Series:
+    aim, rater = MODEL_ROWS[model]
+    return (truth["aim"] == aim) & ((truth["rater"] == rater) if rater else True)
 
 
 def test_a_scenario_changes_the_twin_and_the_mcmc_size_only(config):
@@ -147,12 +173,31 @@ def test_a_replicate_keeps_each_row_beside_its_truth_and_judges_every_finding(co
     assert set(verdicts["verdict"]) <= {"supported", "weakened", "contradicted"}
     with pytest.raises(ValueError, match="no true value"):
         replicate_tables(detail.assign(term=detail["term"] + "x"), truth, 0.95)
+    # A scenario that fits only the growth models judges the findings of aim (a) alone.
+    growth = detail[detail["aim"] == "a"]
+    _, verdicts = replicate_tables(growth, truth, decision_prob=0.95)
+    assert list(verdicts["finding"]) == ["F1", "F2", "F3"]
+
+
+def test_a_scenario_fits_the_models_it_names_and_all_when_it_names_none():
+    validation = {
+        "scenarios": {
+            "as_published": {"description": "x"},
+            "raters_agree": {"description": "x", "models": ["agreement", "growth_patient"]},
+            "typo": {"description": "x", "models": ["agreemnet"]},
+        }
+    }
+    assert scenario_models(validation, "as_published") == REPORTED_MODELS
+    # In the reported models' order, whatever the config's order.
+    assert scenario_models(validation, "raters_agree") == ("growth_patient", "agreement")
+    with pytest.raises(ValueError, match="agreemnet"):
+        scenario_models(validation, "typo")
 
 
 @pytest.mark.slow
 def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_path):
-    """A small study through Snakemake: two scenarios, one replicate each, at a tiny MCMC size.
-    The default target does not include it."""
+    """A small study through Snakemake: three scenarios (one that fits the agreement model
+    alone), one replicate each, at a tiny MCMC size. The default target does not include it."""
     import yaml
     from conftest import make_workspace, run_snakemake
 
@@ -165,7 +210,7 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
             {
                 "sampling": {"chains": 2, "draws": 200, "tune": 300, "max_draws": 200},
                 "validation": {
-                    "run": ["as_published", "dropout_not_at_random"],
+                    "run": ["as_published", "raters_agree", "dropout_not_at_random"],
                     "replicates": 1,
                     "replicates_per_job": 1,
                     "sampling": {"chains": 2, "draws": 100, "tune": 150},
@@ -179,14 +224,18 @@ def test_the_validation_target_writes_the_contract_tables_and_its_report(tmp_pat
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     coverage = pd.read_csv(workspace / "results/validation/coverage.csv", keep_default_na=False)
     assert list(coverage.columns) == COVERAGE_COLUMNS
-    assert set(coverage["scenario"]) == {"as_published", "dropout_not_at_random"}
-    assert set(coverage["aim"]) == {"a", "b", "c"}
+    assert set(coverage["scenario"]) == {"as_published", "raters_agree", "dropout_not_at_random"}
+    assert set(coverage.loc[coverage["scenario"] == "raters_agree", "aim"]) == {"b"}
     assert (coverage["n_replicates"] == 1).all()
     assert coverage["coverage"].isin([0.0, 1.0]).all()
     verdicts = pd.read_csv(workspace / "results/validation/verdicts.csv")
     assert list(verdicts.columns) == VERDICT_COLUMNS
-    assert len(verdicts) == 2 * len(FINDINGS)
-    assert verdicts["claim_true"].all()  # every claim holds in these two scenarios
+    assert len(verdicts) == 2 * len(FINDINGS) + 1
+    # raters_agree fits the agreement model only and judges F4, false there; every other claim
+    # holds in the other two scenarios.
+    agree = verdicts[verdicts["scenario"] == "raters_agree"]
+    assert list(agree["finding"]) == ["F4"] and not agree["claim_true"].item()
+    assert verdicts.loc[verdicts["scenario"] != "raters_agree", "claim_true"].all()
     shares = verdicts[["share_supported", "share_weakened", "share_contradicted"]].sum(axis=1)
     assert np.allclose(shares, 1.0)
     sbc = pd.read_csv(workspace / "results/validation/sbc.csv")

@@ -218,14 +218,36 @@ def borderline(rows: pd.DataFrame, kind: str, decision_prob: float) -> bool:
     return False
 
 
-def findings_table(detail: pd.DataFrame, decision_prob: float) -> list[dict]:
-    """One entry per published finding: claim, estimate rows, verdict and what qualifies it."""
-    entries = []
+def finding_rows(detail: pd.DataFrame, finding: Finding) -> pd.DataFrame:
+    """The detail rows a finding is judged on (KeyError when one is not in ``detail``)."""
+    rows = select_rows(detail, finding.estimand, finding.selectors)
+    if finding.key in EXTRA_ROWS:
+        estimand, selectors = EXTRA_ROWS[finding.key]
+        rows = pd.concat([rows, select_rows(detail, estimand, selectors)])
+    return rows
+
+
+def judgeable_findings(detail: pd.DataFrame) -> tuple[Finding, ...]:
+    """The findings whose every row is in ``detail`` (a validation replicate that fits some of
+    the reported models judges the findings of those models)."""
+    judgeable = []
     for finding in FINDINGS:
-        rows = select_rows(detail, finding.estimand, finding.selectors)
-        if finding.key in EXTRA_ROWS:
-            estimand, selectors = EXTRA_ROWS[finding.key]
-            rows = pd.concat([rows, select_rows(detail, estimand, selectors)])
+        try:
+            finding_rows(detail, finding)
+        except KeyError:
+            continue
+        judgeable.append(finding)
+    return tuple(judgeable)
+
+
+def findings_table(
+    detail: pd.DataFrame, decision_prob: float, findings: tuple[Finding, ...] | None = None
+) -> list[dict]:
+    """One entry per published finding (``findings``; None: all of them): claim, estimate rows,
+    verdict and what qualifies it."""
+    entries = []
+    for finding in FINDINGS if findings is None else findings:
+        rows = finding_rows(detail, finding)
         judged, support = verdict(rows, finding.kind, decision_prob)
         decisive = min(
             (claim_probability(row, finding.kind), probability_mcse(row, finding.kind))

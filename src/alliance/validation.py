@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alliance.findings import FINDINGS, findings_table, select_rows
+from alliance.findings import FINDINGS, findings_table, judgeable_findings, select_rows
 from alliance.posterior_summary import (
     CONTRACT_COLUMNS,
     DETAIL_COLUMNS,
@@ -53,6 +53,19 @@ VERDICT_COLUMNS = [
 VERDICTS = ("supported", "weakened", "contradicted")
 
 
+#: The reported models (the contract's estimand rows): each rater's growth model (aim a), the
+#: agreement model (aim b) and each rater's pooled association model (aim c). The simulation
+#: study refits those of each scenario (:func:`scenario_models`); the SBC calibrates each (one
+#: SBC job runs simulations of one).
+SBC_MODELS = REPORTED_MODELS = (
+    "growth_patient",
+    "growth_therapist",
+    "agreement",
+    "association_patient",
+    "association_therapist",
+)
+
+
 def scenario_names(validation: Mapping) -> list[str]:
     """The scenarios to run: ``validation.run``, or every configured scenario when it is empty."""
     names = list(validation.get("run") or validation["scenarios"])
@@ -60,6 +73,16 @@ def scenario_names(validation: Mapping) -> list[str]:
     if unknown:
         raise ValueError(f"validation.run names unknown scenarios: {', '.join(unknown)}")
     return names
+
+
+def scenario_models(validation: Mapping, scenario: str) -> tuple[str, ...]:
+    """The reported models a replicate of ``scenario`` fits (its ``models``; all of
+    :data:`REPORTED_MODELS` when it names none), in that order."""
+    named = validation["scenarios"][scenario].get("models") or REPORTED_MODELS
+    unknown = sorted(set(named) - set(REPORTED_MODELS))
+    if unknown:
+        raise ValueError(f"scenario {scenario} names unknown models: {', '.join(unknown)}")
+    return tuple(name for name in REPORTED_MODELS if name in named)
 
 
 def scenario_config(config: Mapping, scenario: str | None) -> dict:
@@ -89,18 +112,6 @@ def simulate_tables(config: Mapping, seed: int) -> dict[str, pd.DataFrame]:
         write_input_files(simulate_observed(config, seed), folder)
         data = read_trial_data(Path(folder), config)
     return build_analysis_tables(data, config["instrument"])
-
-
-#: The reported models (the contract's estimand rows): each rater's growth model (aim a), the
-#: agreement model (aim b) and each rater's pooled association model (aim c). The simulation
-#: study refits them all; the SBC calibrates each (one SBC job runs simulations of one).
-SBC_MODELS = REPORTED_MODELS = (
-    "growth_patient",
-    "growth_therapist",
-    "agreement",
-    "association_patient",
-    "association_therapist",
-)
 
 
 @dataclass
@@ -250,10 +261,13 @@ class ReportedModels:
     def compile_seconds(self) -> float:
         return sum(model.compile_seconds for model in self.compiled.values())
 
-    def fit(self, tables: Mapping[str, pd.DataFrame], seed) -> list:
-        """Fit every reported model to one replicate's tables; (tree, labels) per fit, as
-        :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
-        replicate's seed function."""
+    def fit(
+        self, tables: Mapping[str, pd.DataFrame], seed, names: tuple[str, ...] = REPORTED_MODELS
+    ) -> list:
+        """Fit the reported models ``names`` to one replicate's tables; (tree, labels) per fit,
+        as :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
+        replicate's seed function (a model's seed depends on its name only, not on the other
+        models fitted)."""
         from alliance.refit import CompiledModel
         from alliance.sampling import prior_as_posterior
 
@@ -263,7 +277,7 @@ class ReportedModels:
         elif levels != self.levels:
             raise ValueError("a replicate's patients or therapists differ from the first one's")
         fits = []
-        for name in REPORTED_MODELS:
+        for name in names:
             if name not in self.models:
                 built = refit_model(name, tables, self.settings, levels, full_capacity=True)
                 self.models[name] = built
@@ -351,15 +365,21 @@ def convergence_rows(fits, convergence: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_replicate(settings: Mapping, truth: pd.DataFrame, seed, models: ReportedModels, log=None):
+def run_replicate(
+    settings: Mapping,
+    truth: pd.DataFrame,
+    seed,
+    models: ReportedModels,
+    names: tuple[str, ...] = REPORTED_MODELS,
+):
     """One replicate of a scenario (``settings``: :func:`scenario_config`): simulate the trial,
-    fit the reported models (``models``: compiled once, refitted here), and return its estimand
-    rows beside the truth, its verdicts (:func:`replicate_tables`) and the convergence of its fits
-    (:func:`convergence_rows`)."""
+    fit the reported models ``names`` (``models``: compiled once, refitted here), and return its
+    estimand rows beside the truth, its verdicts on the findings those models judge
+    (:func:`replicate_tables`) and the convergence of its fits (:func:`convergence_rows`)."""
     from alliance.diagnostics import convergence_settings
 
     tables = simulate_tables(settings, seed("twin"))
-    fits = models.fit(tables, seed)
+    fits = models.fit(tables, seed, names)
     detail = reported_rows(fits, settings["summary"])
     estimands, verdicts = replicate_tables(detail, truth, settings["summary"]["decision_prob"])
     convergence = convergence_rows(fits, convergence_settings(settings["diagnostics"]))
@@ -372,12 +392,14 @@ def run_batch(
     replicates: list[int],
     master_seed: int,
     log=None,
+    models_by_scenario: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """One job of the study: replicates ``replicates`` of every scenario, every model compiled
-    once for all of them (:class:`ReportedModels`). A replicate's seeds depend on its scenario
-    and number only (:func:`alliance.seeds.job_seeds` of rule ``validation_replicate``), so it
-    is the same replicate whichever job runs it. Returns the stacked ``estimands``, ``verdicts``
-    and ``convergence`` tables, each row with its ``scenario`` and ``replicate``."""
+    """One job of the study: replicates ``replicates`` of every scenario, each fitting its
+    ``models_by_scenario`` (:func:`scenario_models`; default all reported models), every model
+    compiled once for all of them (:class:`ReportedModels`). A replicate's seeds depend on its
+    scenario and number only (:func:`alliance.seeds.job_seeds` of rule ``validation_replicate``),
+    so it is the same replicate whichever job runs it. Returns the stacked ``estimands``,
+    ``verdicts`` and ``convergence`` tables, each row with its ``scenario`` and ``replicate``."""
     import time
 
     from alliance.seeds import job_seeds
@@ -392,7 +414,8 @@ def run_batch(
             start = time.perf_counter()
             label = {"scenario": scenario, "replicate": f"{replicate:03d}"}
             seed = job_seeds(master_seed, "validation_replicate", label)
-            results = run_replicate(settings, truths[scenario], seed, models)
+            names = (models_by_scenario or {}).get(scenario, REPORTED_MODELS)
+            results = run_replicate(settings, truths[scenario], seed, models, names)
             for name, table in zip(tables, results, strict=True):
                 tables[name].append(table.assign(**label))
             if log is not None:
@@ -445,7 +468,7 @@ def replicate_tables(
     detail: pd.DataFrame, truth: pd.DataFrame, decision_prob: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One replicate's estimand rows beside their true values (contract columns, ``truth``,
-    ``covered``), and its verdict on each finding."""
+    ``covered``), and its verdict on each finding its rows can judge."""
     rows = detail.astype({"month": str}).merge(truth, on=KEY, how="left", validate="one_to_one")
     missing = rows[rows["truth"].isna()]
     if not missing.empty:
@@ -454,8 +477,9 @@ def replicate_tables(
     verdicts = pd.DataFrame(
         [
             {"finding": e["key"], "verdict": e["verdict"]}
-            for e in findings_table(detail, decision_prob)
-        ]
+            for e in findings_table(detail, decision_prob, judgeable_findings(detail))
+        ],
+        columns=["finding", "verdict"],
     )
     return rows[[*CONTRACT_COLUMNS, "truth", "covered"]], verdicts
 

@@ -13,6 +13,7 @@ from alliance.design import RATERS
 from alliance.diagnostics import convergence_settings
 from alliance.model_fits import fit_settings
 from alliance.validation import scenario_config as validation_scenario_config
+from alliance.validation import scenario_models as validation_scenario_models
 from alliance.validation import scenario_names as validation_scenario_names
 from alliance.validation import SBC_MODELS
 
@@ -309,6 +310,14 @@ def all_scenario_settings():
     """What a batch of the study reads: each scenario's settings (scenario_settings)."""
     return {
         name: scenario_settings(SimpleNamespace(scenario=name))
+        for name in VALIDATION_SCENARIOS
+    }
+
+
+def scenario_models():
+    """The reported models a replicate of each scenario fits (alliance.validation)."""
+    return {
+        name: list(validation_scenario_models(VALIDATION, name))
         for name in VALIDATION_SCENARIOS
     }
 

@@ -38,6 +38,7 @@ rule validation_replicates:
     threads: 1
     params:
         settings=all_scenario_settings(),
+        models=scenario_models(),
         replicates=batch_replicates,
         seed=SEED,
     script:
@@ -101,6 +102,7 @@ rule summarise_validation:
                 "mechanism": validation_scenario_config(config, name)[
                     "synthetic_twin"
                 ]["dropout_mechanism"],
+                "models": list(validation_scenario_models(VALIDATION, name)),
             }
             for name in VALIDATION_SCENARIOS
         },

@@ -17,6 +17,7 @@ truths = {
     Path(path).stem: pd.read_csv(path, dtype={"month": str}, keep_default_na=False)
     for path in smk.input.truths
 }
-tables = run_batch(smk.params.settings, truths, smk.params.replicates, smk.params.seed, log)
+models = {scenario: tuple(names) for scenario, names in smk.params.models.items()}
+tables = run_batch(smk.params.settings, truths, smk.params.replicates, smk.params.seed, log, models)
 for name, table in tables.items():
     table.to_csv(smk.output[name], index=False)
