@@ -10,6 +10,8 @@ rule validation_truth:
         "logs/validation/truth/{scenario}.log",
     benchmark:
         "logs/benchmarks/validation/truth/{scenario}.tsv"
+    # The truths and then the batches of replicates (the longest jobs) start before the SBC.
+    priority: 2
     conda:
         CONDA_ENV
     params:
@@ -33,6 +35,7 @@ rule validation_replicates:
         "logs/validation/replicates/{batch}.log",
     benchmark:
         "logs/benchmarks/validation/replicates/{batch}.tsv"
+    priority: 1
     conda:
         CONDA_ENV
     threads: 1
