@@ -9,6 +9,7 @@ import pytest
 from alliance.analysis_tables import build_analysis_tables
 from alliance.growth import (
     build_growth_model,
+    contrasts_side_by_side,
     frequentist_check,
     group_terms,
     growth_contrasts,
@@ -364,3 +365,43 @@ def test_contrast_rows_are_labelled_by_rater_estimand_and_month():
         "patient: arm difference, month 6",
         "therapist: change difference (3 to 12)",
     ]
+
+
+def test_every_models_contrasts_side_by_side():
+    rows = []
+    for model, shift in (("linear", 0.0), ("ordinal_items", 0.1)):
+        rows += [
+            {
+                "model": model,
+                "estimand": "marginal_mean",
+                "rater": "patient",
+                "month": "3",
+                "mean": 6.0,
+                "ci_low": 5.9,
+                "ci_high": 6.1,
+            },
+            {
+                "model": model,
+                "estimand": "arm_difference",
+                "rater": "patient",
+                "month": "3",
+                "mean": -0.3 + shift,
+                "ci_low": -0.5 + shift,
+                "ci_high": -0.1 + shift,
+            },
+            {
+                "model": model,
+                "estimand": "change_difference",
+                "rater": "patient",
+                "month": "",
+                "mean": 0.02,
+                "ci_low": -0.2,
+                "ci_high": 0.25,
+            },
+        ]
+    wide = contrasts_side_by_side(pd.DataFrame(rows), ["linear", "monthly", "ordinal_items"])
+    assert list(wide.columns) == ["rater", "estimand", "month", "linear", "ordinal_items"]
+    assert list(wide["estimand"]) == ["arm_difference", "change_difference"]  # no means
+    assert wide.loc[0, "linear"] == "-0.30 [-0.50, -0.10]"
+    assert wide.loc[0, "ordinal_items"] == "-0.20 [-0.40, 0.00]"
+    assert wide.loc[1, "ordinal_items"] == "0.02 [-0.20, 0.25]"

@@ -263,3 +263,21 @@ def test_the_calibrated_twin_does_not_change_with_the_dropout_settings(config, t
     write_input_files(generate_twin(other, seed=3), tmp_path / "b")
     for file in ("patients.csv", "wai.csv", "digital.csv"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_the_item_table_holds_every_answered_item_scored(twin, config):
+    """One row per answered item, reverse keys applied: an assessment's answers average to its
+    WAI total when every item was answered, and the patient's arm and therapist come along."""
+    tables = build_analysis_tables(read_trial_data_from(twin, config), config["instrument"])
+    items, alliance = tables["wai_items"], tables["alliance"]
+    assert len(items) == int(twin.wai.filter(like="item_").notna().to_numpy().sum())
+    assert items["answer"].between(1, 7).all() and items["item"].between(1, 12).all()
+    keys = ["patient_id", "month", "rater"]
+    means = items.groupby(keys)["answer"].agg(["mean", "size"]).reset_index()
+    full = alliance.merge(means, on=keys)
+    full = full[full["size"] == 12]
+    assert len(full) > 100 and np.allclose(full["mean"], full["wai_total"])
+    # Reverse-keyed items are answered low and scored high, like the others.
+    assert items.loc[(items["item"] == 4) & (items["rater"] == "patient"), "answer"].mean() > 5
+    arms = dict(zip(twin.patients["patient_id"], twin.patients["arm"], strict=True))
+    assert (items["arm"] == items["patient_id"].map(arms)).all()

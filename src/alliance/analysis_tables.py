@@ -8,7 +8,7 @@ import pandas as pd
 
 from alliance.design import RATERS, log_amount
 from alliance.input_data import TrialData
-from alliance.scoring import WaiInstrument, communication, score_sus, score_wai
+from alliance.scoring import WaiInstrument, communication, reverse_key, score_sus, score_wai
 
 PATIENT_COLUMNS = ["patient_id", "centre", "arm", "therapist_id", "age"]
 
@@ -33,6 +33,27 @@ def alliance_table(data: TrialData, instrument: Mapping) -> pd.DataFrame:
     columns = [*PATIENT_COLUMNS, "month", "rater", "wai_total", *wai.subscales]
     columns += ["n_items_answered", "n_items_at_ceiling", "assessed"]
     return table[columns].sort_values(["patient_id", "month", "rater"]).reset_index(drop=True)
+
+
+ITEM_COLUMNS = ["patient_id", "therapist_id", "centre", "arm", "month", "rater", "item", "answer"]
+
+
+def wai_items_table(data: TrialData, instrument: Mapping) -> pd.DataFrame:
+    """One row per answered WAI item: the scored answer (reverse keys applied), with the
+    patient's arm, therapist and centre (the item-level ordinal model's data)."""
+    wai = WaiInstrument.from_config(instrument)
+    scored = reverse_key(data.wai, wai)
+    scored.columns = range(1, wai.n_items + 1)
+    long = (
+        pd.concat([data.wai[["patient_id", "month", "rater"]], scored], axis=1)
+        .melt(id_vars=["patient_id", "month", "rater"], var_name="item", value_name="answer")
+        .dropna(subset=["answer"])
+    )
+    long = long.merge(data.patients[PATIENT_COLUMNS[:4]], on="patient_id", how="left")
+    long = long.astype({"month": int, "item": int, "answer": int})
+    return long[ITEM_COLUMNS].sort_values(
+        ["patient_id", "month", "rater", "item"], ignore_index=True
+    )
 
 
 def digital_covariates(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
@@ -63,10 +84,12 @@ def digital_covariates(digital: pd.DataFrame, patients: pd.DataFrame) -> pd.Data
 
 
 def build_analysis_tables(data: TrialData, instrument: Mapping) -> dict[str, pd.DataFrame]:
-    """The analysis tables by name: ``alliance``, ``digital_covariates``, ``data_dictionary``."""
+    """The analysis tables by name: ``alliance``, ``wai_items``, ``digital_covariates``,
+    ``data_dictionary``."""
     covariates = digital_covariates(data.digital, data.patients)
     return {
         "alliance": alliance_table(data, instrument),
+        "wai_items": wai_items_table(data, instrument),
         "digital_covariates": covariates.sort_values(["patient_id", "month"], ignore_index=True),
         "data_dictionary": data_dictionary(),
     }
@@ -98,6 +121,19 @@ DATA_DICTIONARY = [
         "Number of scored WAI items at the top of the response scale.",
     ),
     ("alliance", "assessed", "boolean", "Whether a WAI total could be scored."),
+    ("wai_items", "patient_id", "text", "Patient identifier, as in patients.csv."),
+    ("wai_items", "therapist_id", "text", "Therapist responsible for the patient."),
+    ("wai_items", "centre", "text", "Recruiting centre."),
+    ("wai_items", "arm", "text", "Randomised arm: digital or ptau."),
+    ("wai_items", "month", "integer", "Assessment month after inclusion."),
+    ("wai_items", "rater", "text", "Who rated the alliance: patient or therapist."),
+    ("wai_items", "item", "integer", "WAI item number (1-12)."),
+    (
+        "wai_items",
+        "answer",
+        "integer",
+        "Scored answer (1-7), reverse keys applied; one row per answered item only.",
+    ),
     ("digital_covariates", "patient_id", "text", "Patient identifier (digital arm only)."),
     ("digital_covariates", "month", "integer", "Assessment month after inclusion."),
     ("digital_covariates", "age", "number", "Age at inclusion, years."),

@@ -449,3 +449,22 @@ def contrast_labels(contrasts: pd.DataFrame, months: Sequence[int]) -> pd.Series
         + contrasts["estimand"].str.replace("_", " ")
         + contrasts["month"].map(where)
     )
+
+
+def contrasts_side_by_side(all_models: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Every growth model's contrasts beside each other: one row per rater and contrast (arm
+    difference per month, change difference), one column per model (``models``, in that order;
+    those without rows left out) holding "mean [low, high]"."""
+    table = all_models[all_models["estimand"] != "marginal_mean"].copy()
+    table["month"] = table["month"].fillna("").astype(str)
+    table["cell"] = [
+        f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+        for mean, low, high in zip(table["mean"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+    wide = table.pivot_table(
+        index=["rater", "estimand", "month"], columns="model", values="cell", aggfunc="first"
+    )
+    present = [model for model in models if model in wide.columns]
+    wide = wide[present].reset_index()
+    wide.columns.name = None
+    return wide.sort_values(["rater", "estimand", "month"], kind="stable", ignore_index=True)

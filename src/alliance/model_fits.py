@@ -93,6 +93,62 @@ def fit_growth_model(
     return idata, {**labels, "formula": spec["formula"]}
 
 
+def fit_ordinal_growth_model(
+    items: pd.DataFrame,
+    rater: str,
+    settings: Mapping,
+    seed: Seed,
+    log=None,
+    cores: int = 1,
+    predictive_draws: int = 400,
+):
+    """Aim (a) at the item level: the ordinal growth model (:mod:`alliance.ordinal`) of one
+    rater's item answers (analysis table ``wai_items``). ``settings["priors"]``: the config's
+    ``growth.ordinal.priors``. Its pointwise log-likelihood is not kept (it is not compared with
+    the totals models by LOO: its data are the items), only its sum per patient, for the prior
+    sensitivity check; its answers are replicated from
+    ``predictive_draws`` posterior draws, for the predictive checks of answers and totals."""
+    from alliance.ordinal import (
+        GROUP_EFFECTS,
+        ORDINAL_MODEL,
+        build_ordinal_growth_model,
+        item_data,
+        ordinal_estimands,
+        patient_log_likelihood,
+    )
+
+    instrument = settings["instrument"]
+    data = item_data(items, rater, instrument)
+    model = build_ordinal_growth_model(data, settings["priors"], instrument)
+    if log is not None:
+        log.info(
+            "fitting the ordinal item model for the %s rating: %d answers of %d patients",
+            rater,
+            len(data),
+            data["patient_id"].nunique(),
+        )
+    label = f"growth_{rater}_{ORDINAL_MODEL}"
+    population = ["digital_level", "change", "cutpoints", *(sd for sd, _, _ in GROUP_EFFECTS)]
+    idata = _fit(
+        model,
+        lambda fit: ordinal_estimands(fit, instrument),
+        sample_pymc_prior(
+            model, settings["prior_draws"], seed("prior"), var_names=[*population, "answer_obs"]
+        ),
+        settings,
+        seed,
+        label,
+        log,
+        cores=cores,
+        predicted=["answer_obs"],
+        log_likelihood=False,
+        predictive_draws=predictive_draws,
+    )
+    idata["log_likelihood"] = patient_log_likelihood(model, idata["posterior"].to_dataset())
+    labels = {"aim": "a", "model": ORDINAL_MODEL, "rater": rater, "label": label}
+    return idata, labels
+
+
 def fit_agreement_model(
     alliance: pd.DataFrame, settings: Mapping, seed: Seed, log=None, cores: int = 1
 ):

@@ -18,7 +18,9 @@ import yaml
 
 from alliance.design import ARMS, RATERS
 from alliance.findings import findings_table
+from alliance.growth import contrasts_side_by_side
 from alliance.missing_data import dropout_sentence
+from alliance.ordinal import ORDINAL_MODEL
 from alliance.posterior_summary import not_identified_rows, percent
 from alliance.sampling import model_sampling
 from alliance.sensitivity import NOT_IDENTIFIED
@@ -291,6 +293,16 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "growth_choice": growth_choice,
         "growth_frequentist": table(inputs["growth_frequentist"], keep_default_na=False),
         "ceiling": pd.concat([table(p) for p in inputs["ceiling_checks"]]),
+        "ordinal": config["growth"]["ordinal"],
+        "ordinal_checks": (
+            pd.concat([table(p) for p in inputs["ordinal_checks"]], ignore_index=True)
+            if inputs["ordinal_checks"]
+            else pd.DataFrame()
+        ),
+        "growth_side_by_side": contrasts_side_by_side(
+            table(inputs["growth_all_models"], dtype={"month": str}, keep_default_na=False),
+            [*config["growth"]["models"], ORDINAL_MODEL],
+        ),
         "sd_check": pd.concat([table(p) for p in inputs["sd_checks"]]),
         "agreement_frequentist": table(inputs["agreement_frequentist"]),
         "agreement_ppc": table(inputs["agreement_ppc"]),

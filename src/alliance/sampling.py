@@ -225,6 +225,8 @@ def fit_with_safety_net(
     log,
     cores: int = 1,
     predicted=(),
+    log_likelihood: bool = True,
+    predictive_draws: int | None = None,
 ):
     """Fit a model the way every fit job does, into the tree its NetCDF file holds.
 
@@ -235,7 +237,9 @@ def fit_with_safety_net(
     ``estimands``) and from the prior alone (``prior_estimands``).
 
     ``model``: a built Bambi model (its response is replicated) or a PyMC model (``predicted``:
-    the observed variables to replicate). ``estimands_of(tree)``: the dataset of reported
+    the observed variables to replicate, from every posterior draw or from ``predictive_draws``
+    of them, evenly spaced; ``log_likelihood``: whether to keep the pointwise log-likelihood,
+    for model comparison). ``estimands_of(tree)``: the dataset of reported
     quantities computed from a tree's ``posterior`` group. ``seed(*step)``: the job's seed of a
     step (:func:`alliance.seeds.job_seeds`). ``label``: the model's name in the convergence table.
     """
@@ -257,7 +261,12 @@ def fit_with_safety_net(
                 predictive_seed=seed("ppc", *extension),
             )
         return sample_pymc(
-            model, settings, seed("fit", *extension), log_likelihood=True, cores=cores, log=log
+            model,
+            settings,
+            seed("fit", *extension),
+            log_likelihood=log_likelihood,
+            cores=cores,
+            log=log,
         )
 
     def checks(fit):
@@ -267,8 +276,12 @@ def fit_with_safety_net(
     idata = sample_until_converged(sample, checks, sampling, log)
     add_log_prior(idata, model.backend.model if is_bambi else model)
     if predicted and not is_bambi:
+        posterior = idata["posterior"].to_dataset()
+        if predictive_draws:
+            step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // predictive_draws)
+            posterior = posterior.isel(draw=slice(None, None, step))
         idata["posterior_predictive"] = posterior_predictive(
-            model, idata["posterior"].to_dataset(), seed("ppc"), var_names=list(predicted)
+            model, posterior, seed("ppc"), var_names=list(predicted)
         )
     for group in ("prior", "prior_predictive"):
         if group in prior:

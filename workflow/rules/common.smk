@@ -81,6 +81,14 @@ def model_log(stage, family, name):
 # The models of each family (names may hold wildcards).
 GROWTH_MODELS = list(config["growth"]["models"])
 GROWTH_NAMES = expand("{rater}_{model}", rater=RATERS, model=GROWTH_MODELS)
+#: The item-level ordinal growth model of each rater (growth.ordinal), when enabled: its
+#: estimand rows join the totals models' in the all-models table.
+ORDINAL_MODEL = "ordinal_items"
+ORDINAL_NAMES = (
+    expand("{rater}_{model}", rater=RATERS, model=ORDINAL_MODEL)
+    if config["growth"]["ordinal"]["enabled"]
+    else []
+)
 AGREEMENT_NAMES = ["bivariate", "truth_and_bias"]
 ASSOCIATION_VARIANTS = ["pooled", "within_between"]
 ASSOCIATION_NAMES = expand(
@@ -120,6 +128,11 @@ def fit_params(section):
     return dict(**fit_settings(config, section), seed=SEED)
 
 
+def ordinal_fit_params():
+    """A growth fit's params with the ordinal model's priors (growth.ordinal.priors)."""
+    return {**fit_params("growth"), "priors": config["growth"]["ordinal"]["priors"]}
+
+
 def uses_synthetic_twin():
     """True when no raw data folder is configured: the twin is generated and analysed."""
     return not (config.get("raw_data_dir") or "").strip()
@@ -151,6 +164,8 @@ def fit_priority(fit, rater=None, model=None):
         return 100
     if fit == "truth_and_bias":
         return 50
+    if fit == "ordinal":
+        return 95 if rater == RATERS[0] else 45
     first = rater == RATERS[0]
     if fit == "association":
         return 90 if first else 40
@@ -217,11 +232,14 @@ def report_inputs(wildcards):
                 expand("{rater}_{model}", rater=RATERS, model=reported_growth),
                 "prior_sensitivity.csv",
             ),
+            *results("growth", ORDINAL_NAMES, "prior_sensitivity.csv"),
             *results("agreement", AGREEMENT_NAMES, "prior_sensitivity.csv"),
             *results("association", ASSOCIATION_NAMES, "prior_sensitivity.csv"),
         ],
+        "growth_all_models": rules.summarise_growth.output.all_models,
+        "ordinal_checks": results("growth", ORDINAL_NAMES, "ordinal_checks.csv"),
         "diagnostics": [
-            *results("growth", GROWTH_NAMES, "diagnostics.csv"),
+            *results("growth", GROWTH_NAMES + ORDINAL_NAMES, "diagnostics.csv"),
             *results("agreement", AGREEMENT_NAMES, "diagnostics.csv"),
             *results("association", ASSOCIATION_NAMES, "diagnostics.csv"),
         ],

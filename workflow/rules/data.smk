@@ -27,6 +27,7 @@ rule clean_data:
         unpack(input_data_files),
     output:
         alliance="data/processed/alliance.csv",
+        wai_items="data/processed/wai_items.csv",
         digital_covariates="data/processed/digital_covariates.csv",
         data_dictionary="data/processed/data_dictionary.csv",
         input_summary="data/processed/input_summary.json",

@@ -33,7 +33,8 @@ rule estimands:
         # its estimand rows reach the contract's table.
         checks=[
             *expand(
-                model_result("growth", "{name}", "diagnostics.csv"), name=GROWTH_NAMES
+                model_result("growth", "{name}", "diagnostics.csv"),
+                name=GROWTH_NAMES + ORDINAL_NAMES,
             ),
             *expand(
                 model_result("agreement", "{name}", "diagnostics.csv"),

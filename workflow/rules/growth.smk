@@ -13,6 +13,7 @@ rule fit_growth:
         model_log("fit", "growth", "{rater}_{model}")[1]
     wildcard_constraints:
         rater="|".join(RATERS),
+        model="|".join(GROWTH_MODELS),
     priority: lambda wildcards: fit_priority("growth", wildcards.rater, wildcards.model)
     conda:
         CONDA_ENV
@@ -66,6 +67,7 @@ rule check_growth:
         model_log("check", "growth", "{rater}_{model}")[1]
     wildcard_constraints:
         rater="|".join(RATERS),
+        model="|".join(GROWTH_MODELS),
     conda:
         CONDA_ENV
     params:
@@ -77,12 +79,60 @@ rule check_growth:
         "../scripts/check_growth.py"
 
 
+rule fit_ordinal_growth:
+    input:
+        wai_items=rules.clean_data.output.wai_items,
+    output:
+        fit=fit_file("growth", "{rater}_ordinal_items"),
+    log:
+        model_log("fit", "growth", "{rater}_ordinal_items")[0],
+    benchmark:
+        model_log("fit", "growth", "{rater}_ordinal_items")[1]
+    wildcard_constraints:
+        rater="|".join(RATERS),
+    priority: lambda wildcards: fit_priority("ordinal", wildcards.rater)
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        **ordinal_fit_params(),
+    script:
+        "../scripts/fit_ordinal_growth.py"
+
+
+rule check_ordinal_growth:
+    input:
+        fit=rules.fit_ordinal_growth.output.fit,
+    output:
+        diagnostics=model_result("growth", "{rater}_ordinal_items", "diagnostics.csv"),
+        sensitivity=model_result(
+            "growth", "{rater}_ordinal_items", "prior_sensitivity.csv"
+        ),
+        checks=model_result("growth", "{rater}_ordinal_items", "ordinal_checks.csv"),
+        ppc=model_result("growth", "{rater}_ordinal_items", "ppc.png"),
+    log:
+        model_log("check", "growth", "{rater}_ordinal_items")[0],
+    benchmark:
+        model_log("check", "growth", "{rater}_ordinal_items")[1]
+    wildcard_constraints:
+        rater="|".join(RATERS),
+    conda:
+        CONDA_ENV
+    params:
+        instrument=config["instrument"],
+        ci_prob=SUMMARY["ci_prob"],
+        checks=CHECKS,
+    script:
+        "../scripts/check_ordinal_growth.py"
+
+
 rule summarise_growth:
     input:
         alliance=rules.clean_data.output.alliance,
         fits=expand(fit_file("growth", "{name}"), name=GROWTH_NAMES),
         estimands=expand(
-            model_result("growth", "{name}", "estimands.csv"), name=GROWTH_NAMES
+            model_result("growth", "{name}", "estimands.csv"),
+            name=GROWTH_NAMES + ORDINAL_NAMES,
         ),
         ppc=expand(rules.check_growth.output.ppc, rater=RATERS, model=GROWTH_MODELS),
         prior_checks=expand(
