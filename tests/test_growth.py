@@ -399,9 +399,22 @@ def test_every_models_contrasts_side_by_side():
                 "ci_high": 0.25,
             },
         ]
+    for model in ("linear", "ordinal_items"):  # a later month sorts after month 3 as a number
+        rows.append(
+            {
+                "model": model,
+                "estimand": "arm_difference",
+                "rater": "patient",
+                "month": "12",
+                "mean": -0.2,
+                "ci_low": -0.4,
+                "ci_high": 0.0,
+            }
+        )
     wide = contrasts_side_by_side(pd.DataFrame(rows), ["linear", "monthly", "ordinal_items"])
     assert list(wide.columns) == ["rater", "estimand", "month", "linear", "ordinal_items"]
-    assert list(wide["estimand"]) == ["arm_difference", "change_difference"]  # no means
+    assert list(wide["estimand"]) == ["arm_difference"] * 2 + ["change_difference"]  # no means
+    assert list(wide["month"]) == ["3", "12", ""]
     assert wide.loc[0, "linear"] == "-0.30 [-0.50, -0.10]"
     assert wide.loc[0, "ordinal_items"] == "-0.20 [-0.40, 0.00]"
-    assert wide.loc[1, "ordinal_items"] == "0.02 [-0.20, 0.25]"
+    assert wide.loc[2, "ordinal_items"] == "0.02 [-0.20, 0.25]"

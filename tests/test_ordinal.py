@@ -30,7 +30,7 @@ PRIORS = {
     "patient_change_sd": {"sd": 1.0},
     "therapist_sd": {"sd": 0.5},
     "assessment_sd": {"sd": 1.0},
-    "cutpoints": {"centre": -1.0, "spacing": 1.0, "sigma": 2.0},
+    "cutpoints": {"centre": -1.0, "spacing": 1.0, "sigma": 2.0, "gap_log_sd": 0.5},
 }
 
 
@@ -77,7 +77,8 @@ def test_the_density_is_a_cumulative_probit_with_each_items_own_cutpoints():
         "patient_change_z": rng.normal(size=6),
         "therapist_z": rng.normal(size=2),
         "assessment_z": rng.normal(size=18),
-        "cutpoints": cut,
+        "cutpoint_first": cut[:, 0],
+        "cutpoint_gaps": np.diff(cut, axis=1),
     }
     transformed = model.initial_point()
     for variable in model.free_RVs:
@@ -185,3 +186,44 @@ def test_switching_the_ordinal_model_on_adds_its_fits_and_checks_to_the_run(tmp_
             f"results/growth/{rater}_ordinal_items/estimands.csv",
         ):
             assert output in switched.stdout, output
+
+
+def test_prior_draws_have_ordered_cutpoints_and_answers_in_range():
+    """The cutpoints are ordered by construction, so draws from the prior (the prior check and
+    the estimands' prior columns) are draws from the model's own prior."""
+    import pymc as pm
+
+    data = item_data(small_items(), "patient", INSTRUMENT)
+    model = build_ordinal_growth_model(data, PRIORS, INSTRUMENT)
+    with model:
+        prior = pm.sample_prior_predictive(draws=200, random_seed=1)
+    cut = prior["prior"]["cutpoints"].to_numpy()
+    assert cut.shape[-2:] == (3, 3) and (np.diff(cut, axis=-1) > 0).all()
+    answers = prior["prior_predictive"]["answer_obs"].to_numpy()
+    assert answers.min() >= 0 and answers.max() <= 3 and len(np.unique(answers)) == 4
+
+
+def test_the_log_probability_of_an_answer_stays_finite_far_in_the_tails():
+    """An answer far from the latent mean (a warm-up state) has a finite log-probability and
+    gradient, equal to scipy's (to the precision of PyMC's normal log-CDF) where that is
+    finite."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from alliance.ordinal import ordered_probit_logp
+
+    value = pt.lvector("value")
+    eta = pt.dvector("eta")
+    cut = pt.dmatrix("cut")
+    logp = ordered_probit_logp(value, eta, cut)
+    gradient = pt.grad(logp.sum(), eta)
+    compute = pytensor.function([value, eta, cut], [logp, gradient])
+    cuts = np.tile([-1.0, 0.0, 1.0], (4, 1))
+    answers = np.array([0, 3, 1, 3])
+    etas = np.array([60.0, -60.0, 0.3, 2.0])
+    values, gradients = compute(answers, etas, cuts)
+    assert np.isfinite(values).all() and np.isfinite(gradients).all()
+    assert values[0] < -1000 and values[1] < -1000  # far out, but finite
+    expected = np.log(stats.norm.cdf(0.0 - 0.3) - stats.norm.cdf(-1.0 - 0.3))
+    assert values[2] == pytest.approx(expected, rel=1e-7)
+    assert values[3] == pytest.approx(stats.norm.logsf(1.0 - 2.0), rel=1e-7)

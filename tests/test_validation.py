@@ -6,21 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alliance.findings import FINDINGS, judgeable_findings
+from alliance.findings import FINDINGS
 from alliance.seeds import rng_for
 from alliance.settings import load_config
 from alliance.twin import true_estimands
 from alliance.validation import (
     COVERAGE_COLUMNS,
+    FINDING_MODELS,
     REPORTED_MODELS,
     VERDICT_COLUMNS,
     claims_true,
     coverage_table,
+    judged_findings,
     replicate_tables,
     scenario_config,
     scenario_models,
     scenario_names,
     truth_table,
+    unjudged_false_claims,
     verdict_table,
 )
 
@@ -60,12 +63,35 @@ def test_each_scenario_makes_exactly_its_claim_false():
         # The scenario fits the models that judge its false claim; the others fit all five.
         models = scenario_models(config["validation"], name)
         fitted = pd.concat([truth[rows_of_model(truth, model)] for model in models])
-        judged = {finding.key for finding in judgeable_findings(fitted)}
+        judged = judged_findings(models)
+        # The rows of the fitted models hold every judged finding's rows.
+        _, verdicts = replicate_tables(
+            fitted.rename(columns={"truth": "mean"}).assign(**PLACEHOLDER_SUMMARY),
+            truth,
+            0.95,
+            judged,
+        )
         if false_claim:
-            assert false_claim in judged, name
+            assert false_claim in set(verdicts["finding"]), name
         else:
-            assert models == REPORTED_MODELS and judged == {f.key for f in FINDINGS}, name
+            assert models == REPORTED_MODELS and len(judged) == len(FINDINGS), name
 
+
+#: Posterior summary columns of hand-made estimand rows (intervals around the mean).
+PLACEHOLDER_SUMMARY = {
+    "ci_low": lambda d: d["mean"] - 0.1,
+    "ci_high": lambda d: d["mean"] + 0.05,
+    "ci_prob": 0.95,
+    "prob_positive": lambda d: (d["mean"] > 0).astype(float),
+    "prob_in_rope": 0.5,
+    "prob_in_rope_half": 0.3,
+    "prob_in_rope_double": 0.7,
+    "prob_above_rope": 0.2,
+    "prob_below_rope": 0.2,
+    "rope": 0.2,
+    "mcse_prob_positive": 0.001,
+    "mcse_prob_in_rope": 0.001,
+}
 
 #: The aim and rater of each reported model's estimand rows.
 MODEL_ROWS = {
@@ -151,20 +177,7 @@ def test_a_replicate_keeps_each_row_beside_its_truth_and_judges_every_finding(co
     truth = truth_table(
         true_estimands(config["synthetic_twin"], config["instrument"], rng_for(2, "truth"))
     )
-    detail = truth.rename(columns={"truth": "mean"}).assign(
-        ci_low=lambda d: d["mean"] - 0.1,
-        ci_high=lambda d: d["mean"] + 0.05,
-        ci_prob=0.95,
-        prob_positive=lambda d: (d["mean"] > 0).astype(float),
-        prob_in_rope=0.5,
-        prob_in_rope_half=0.3,
-        prob_in_rope_double=0.7,
-        prob_above_rope=0.2,
-        prob_below_rope=0.2,
-        rope=0.2,
-        mcse_prob_positive=0.001,
-        mcse_prob_in_rope=0.001,
-    )
+    detail = truth.rename(columns={"truth": "mean"}).assign(**PLACEHOLDER_SUMMARY)
     detail.loc[0, ["ci_low", "ci_high"]] = [detail.loc[0, "mean"] + 0.01, detail.loc[0, "mean"] + 1]
     rows, verdicts = replicate_tables(detail, truth, decision_prob=0.95)
     assert len(rows) == len(truth) and rows["covered"].sum() == len(truth) - 1
@@ -173,10 +186,25 @@ def test_a_replicate_keeps_each_row_beside_its_truth_and_judges_every_finding(co
     assert set(verdicts["verdict"]) <= {"supported", "weakened", "contradicted"}
     with pytest.raises(ValueError, match="no true value"):
         replicate_tables(detail.assign(term=detail["term"] + "x"), truth, 0.95)
-    # A scenario that fits only the growth models judges the findings of aim (a) alone.
+    # A scenario that fits only the growth models judges the findings of aim (a) alone; a
+    # finding of a fitted model whose row is missing is an error, not a silent gap.
     growth = detail[detail["aim"] == "a"]
-    _, verdicts = replicate_tables(growth, truth, decision_prob=0.95)
+    judged = judged_findings(("growth_patient", "growth_therapist"))
+    _, verdicts = replicate_tables(growth, truth, 0.95, judged)
     assert list(verdicts["finding"]) == ["F1", "F2", "F3"]
+    with pytest.raises(KeyError, match="change_difference"):
+        replicate_tables(growth[growth["estimand"] != "change_difference"], truth, 0.95, judged)
+
+
+def test_every_finding_has_its_models_and_an_unjudged_false_claim_is_named():
+    assert set(FINDING_MODELS) == {f.key for f in FINDINGS}
+    assert all(set(models) <= set(REPORTED_MODELS) for models in FINDING_MODELS.values())
+    assert [f.key for f in judged_findings(("agreement", "growth_patient"))] == ["F2", "F4"]
+    claims = {"as_published": {"F1": True, "F4": True}, "raters_agree": {"F1": True, "F4": False}}
+    verdicts = pd.DataFrame({"scenario": ["as_published", "as_published"], "finding": ["F1", "F4"]})
+    assert unjudged_false_claims(claims, verdicts) == ["F4 in raters_agree"]
+    verdicts.loc[2] = ["raters_agree", "F4"]
+    assert unjudged_false_claims(claims, verdicts) == []
 
 
 def test_a_scenario_fits_the_models_it_names_and_all_when_it_names_none():

@@ -227,19 +227,6 @@ def finding_rows(detail: pd.DataFrame, finding: Finding) -> pd.DataFrame:
     return rows
 
 
-def judgeable_findings(detail: pd.DataFrame) -> tuple[Finding, ...]:
-    """The findings whose every row is in ``detail`` (a validation replicate that fits some of
-    the reported models judges the findings of those models)."""
-    judgeable = []
-    for finding in FINDINGS:
-        try:
-            finding_rows(detail, finding)
-        except KeyError:
-            continue
-        judgeable.append(finding)
-    return tuple(judgeable)
-
-
 def findings_table(
     detail: pd.DataFrame, decision_prob: float, findings: tuple[Finding, ...] | None = None
 ) -> list[dict]:

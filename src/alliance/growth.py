@@ -467,4 +467,8 @@ def contrasts_side_by_side(all_models: pd.DataFrame, models: Sequence[str]) -> p
     present = [model for model in models if model in wide.columns]
     wide = wide[present].reset_index()
     wide.columns.name = None
-    return wide.sort_values(["rater", "estimand", "month"], kind="stable", ignore_index=True)
+    order = pd.to_numeric(wide["month"], errors="coerce")  # months as numbers; none last
+    wide = wide.assign(_order=order).sort_values(
+        ["rater", "estimand", "_order"], kind="stable", na_position="last", ignore_index=True
+    )
+    return wide.drop(columns="_order")

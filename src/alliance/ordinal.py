@@ -97,8 +97,9 @@ def ordinal_inputs(
 
 
 def cutpoint_prior_means(instrument: Mapping, priors: Mapping) -> np.ndarray:
-    """Prior means of each item's K - 1 cutpoints: evenly spaced by ``cutpoints.spacing``,
-    centred on ``cutpoints.centre`` (the reference arm's first-month mean is 0)."""
+    """Where each item's K - 1 cutpoints are centred a priori: ``cutpoints.spacing`` apart
+    around ``cutpoints.centre`` (the reference arm's first-month mean is 0). The lowest has this
+    prior mean; the gaps above it are log-normal around ``spacing``."""
     n_cuts = instrument["response_max"] - instrument["response_min"]
     spacing = priors["cutpoints"]["spacing"]
     return priors["cutpoints"]["centre"] + spacing * (np.arange(n_cuts) - (n_cuts - 1) / 2)
@@ -126,6 +127,7 @@ def build_ordinal_growth_model(
         "arm": list(ARMS),
         "item": list(range(1, n_items + 1)),
         "cut": list(range(instrument["response_min"], instrument["response_max"])),
+        "gap": list(range(instrument["response_min"] + 1, instrument["response_max"])),
         "patient": levels["patient"],
         "therapist": levels["therapist"],
         "assessment": [f"{p}@{m}" for p in levels["patient"] for m in months],
@@ -140,13 +142,20 @@ def build_ordinal_growth_model(
             sd = pm.HalfNormal(sd_name, priors[sd_name]["sd"])
             z = pm.Normal(z_name, 0.0, 1.0, dims=index)
             effects[z_name] = sd * z
-        cutpoints = pm.Normal(
+        # Each item's cutpoints: the lowest, then positive gaps (ordered by construction, so
+        # that draws from the prior are ordered too).
+        cut_prior = priors["cutpoints"]
+        first = pm.Normal("cutpoint_first", mu=mu_cut[:, 0], sigma=cut_prior["sigma"], dims="item")
+        gaps = pm.LogNormal(
+            "cutpoint_gaps",
+            mu=np.log(cut_prior["spacing"]),
+            sigma=cut_prior["gap_log_sd"],
+            dims=("item", "gap"),
+        )
+        cutpoints = pm.Deterministic(
             "cutpoints",
-            mu=mu_cut,
-            sigma=priors["cutpoints"]["sigma"],
+            pt.concatenate([first[:, None], first[:, None] + pt.cumsum(gaps, axis=1)], axis=1),
             dims=("item", "cut"),
-            # Starts at its prior means, which are ordered (strictly increasing per item).
-            transform=pm.distributions.transforms.ordered,
         )
         treated, time = data_vars["treated"], data_vars["time"]
         arm_index = 1 - pt.cast(treated, "int64")  # ARMS order: treatment arm first
@@ -178,15 +187,17 @@ OUTER_EDGE = 1e3
 
 
 def interval_log_prob(lower, upper):
-    """log(Phi(upper) - Phi(lower)) for lower < upper, accurate in both tails: an interval in the
-    upper half is mirrored into the lower one, where the normal CDF has full precision."""
+    """log(Phi(upper) - Phi(lower)) for lower < upper, accurate in both tails and far into
+    them: an interval in the upper half is mirrored into the lower one, and the difference is
+    taken in log space (log Phi(high) + log(1 - exp(log Phi(low) - log Phi(high))))."""
     import pytensor.tensor as pt
+    from pymc.distributions.dist_math import normal_lcdf
 
     mirror = pt.gt(lower + upper, 0)
     low = pt.switch(mirror, -upper, lower)
     high = pt.switch(mirror, -lower, upper)
-    cdf = lambda x: 0.5 * pt.erfc(-x / np.sqrt(2.0))  # noqa: E731
-    return pt.log(cdf(high) - cdf(low))
+    log_high = normal_lcdf(0.0, 1.0, high)
+    return log_high + pt.log1mexp(normal_lcdf(0.0, 1.0, low) - log_high)
 
 
 def ordered_probit_logp(value, eta, cutpoints):

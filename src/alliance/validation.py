@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alliance.findings import FINDINGS, findings_table, judgeable_findings, select_rows
+from alliance.findings import FINDINGS, Finding, findings_table, select_rows
 from alliance.posterior_summary import (
     CONTRACT_COLUMNS,
     DETAIL_COLUMNS,
@@ -64,6 +64,39 @@ SBC_MODELS = REPORTED_MODELS = (
     "association_patient",
     "association_therapist",
 )
+
+
+#: The reported models whose rows each published finding is judged on.
+FINDING_MODELS = {
+    "F1": ("growth_patient", "growth_therapist"),
+    "F2": ("growth_patient",),
+    "F3": ("growth_therapist",),
+    "F4": ("agreement",),
+    "F5": ("association_patient",),
+    "F6": ("association_therapist",),
+    "F7": ("association_patient",),
+}
+
+
+def judged_findings(models: tuple[str, ...]) -> tuple[Finding, ...]:
+    """The findings a replicate that fits ``models`` judges: those whose every model is
+    fitted (:data:`FINDING_MODELS`)."""
+    return tuple(f for f in FINDINGS if set(FINDING_MODELS[f.key]) <= set(models))
+
+
+def unjudged_false_claims(
+    claims: Mapping[str, Mapping[str, bool]], verdicts: pd.DataFrame
+) -> list[str]:
+    """Each (scenario, finding) whose claim is false in the scenario's truth but which no
+    replicate judged (its models not fitted there): the study cannot say how often it is called
+    supported."""
+    judged = set(zip(verdicts["scenario"], verdicts["finding"], strict=True))
+    return [
+        f"{finding} in {scenario}"
+        for scenario, holds in claims.items()
+        for finding, true in holds.items()
+        if not true and (scenario, finding) not in judged
+    ]
 
 
 def scenario_names(validation: Mapping) -> list[str]:
@@ -381,7 +414,9 @@ def run_replicate(
     tables = simulate_tables(settings, seed("twin"))
     fits = models.fit(tables, seed, names)
     detail = reported_rows(fits, settings["summary"])
-    estimands, verdicts = replicate_tables(detail, truth, settings["summary"]["decision_prob"])
+    estimands, verdicts = replicate_tables(
+        detail, truth, settings["summary"]["decision_prob"], judged_findings(names)
+    )
     convergence = convergence_rows(fits, convergence_settings(settings["diagnostics"]))
     return estimands, verdicts, convergence
 
@@ -465,10 +500,14 @@ def claims_true(truth: pd.DataFrame, summary: Mapping) -> dict[str, bool]:
 
 
 def replicate_tables(
-    detail: pd.DataFrame, truth: pd.DataFrame, decision_prob: float
+    detail: pd.DataFrame,
+    truth: pd.DataFrame,
+    decision_prob: float,
+    findings: tuple[Finding, ...] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One replicate's estimand rows beside their true values (contract columns, ``truth``,
-    ``covered``), and its verdict on each finding its rows can judge."""
+    ``covered``), and its verdict on each of ``findings`` (:func:`judged_findings` of the models
+    fitted; None: every finding). A finding's row missing from ``detail`` is an error."""
     rows = detail.astype({"month": str}).merge(truth, on=KEY, how="left", validate="one_to_one")
     missing = rows[rows["truth"].isna()]
     if not missing.empty:
@@ -477,7 +516,7 @@ def replicate_tables(
     verdicts = pd.DataFrame(
         [
             {"finding": e["key"], "verdict": e["verdict"]}
-            for e in findings_table(detail, decision_prob, judgeable_findings(detail))
+            for e in findings_table(detail, decision_prob, findings)
         ],
         columns=["finding", "verdict"],
     )

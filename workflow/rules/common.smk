@@ -232,7 +232,6 @@ def report_inputs(wildcards):
                 expand("{rater}_{model}", rater=RATERS, model=reported_growth),
                 "prior_sensitivity.csv",
             ),
-            *results("growth", ORDINAL_NAMES, "prior_sensitivity.csv"),
             *results("agreement", AGREEMENT_NAMES, "prior_sensitivity.csv"),
             *results("association", ASSOCIATION_NAMES, "prior_sensitivity.csv"),
         ],

@@ -15,6 +15,7 @@ from alliance.validation import (
     claims_true,
     coverage_table,
     stacked_replicates,
+    unjudged_false_claims,
     verdict_table,
 )
 from alliance.validation_report import acceptance, pooled_coverage, render_validation_report
@@ -27,6 +28,12 @@ truths = {
     for path in smk.input.truths
 }
 claims = {scenario: claims_true(truth, smk.params.summary) for scenario, truth in truths.items()}
+unjudged = unjudged_false_claims(claims, verdicts)
+if unjudged:  # a false claim no replicate judged would pass the false-support check unseen
+    raise ValueError(
+        "false claims that no replicate judged (add the models that judge them to the "
+        f"scenario's validation.scenarios.<name>.models): {', '.join(unjudged)}"
+    )
 coverage = coverage_table(estimands)
 coverage.to_csv(smk.output.coverage, index=False)
 verdict_shares = verdict_table(verdicts, claims)
