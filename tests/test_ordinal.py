@@ -10,7 +10,6 @@ from scipy import stats
 
 from alliance.design import ARMS, time_code
 from alliance.ordinal import (
-    answer_shares,
     assessment_totals,
     build_ordinal_growth_model,
     item_data,
@@ -158,11 +157,8 @@ def test_the_marginal_mean_integrates_the_effects_out_as_simulation_does():
             assert closed == pytest.approx(simulated, abs=0.005), (arm, month)
 
 
-def test_predictive_statistics_of_answers_and_assessment_totals():
+def test_assessment_totals_average_each_assessments_answers():
     answers = np.array([[0, 3, 3, 1], [3, 3, 3, 3]])  # two draws, four answers (codes 0..3)
-    shares = answer_shares(answers, INSTRUMENT)
-    assert shares.shape == (2, 4)
-    assert np.allclose(shares[0], [0.25, 0.25, 0.0, 0.5]) and np.allclose(shares[1, 3], 1.0)
     codes, totals = assessment_totals(answers, np.array([5, 5, 9, 9]), INSTRUMENT)
     assert list(codes) == [5, 9]
     assert np.allclose(totals, [[2.5, 3.0], [4.0, 4.0]])

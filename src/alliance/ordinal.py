@@ -265,14 +265,6 @@ def ordinal_estimands(tree, instrument: Mapping) -> xr.Dataset:
     return xr.Dataset(growth_contrasts(ordinal_marginal_means(posterior, instrument)))
 
 
-def answer_shares(answers: np.ndarray, instrument: Mapping) -> np.ndarray:
-    """Share of answers at each response (last axis: response_min ... response_max) from
-    answers coded 0 ... K - 1 (last axis of ``answers``: the answers)."""
-    n_levels = instrument["response_max"] - instrument["response_min"] + 1
-    answers = np.asarray(answers)
-    return np.stack([(answers == k).mean(axis=-1) for k in range(n_levels)], axis=-1)
-
-
 def assessment_totals(answers: np.ndarray, assessment: np.ndarray, instrument: Mapping):
     """The mean scored answer of each assessment (on the WAI scale) from answers coded
     0 ... K - 1; last axis of ``answers``: the answers, in the order of ``assessment``.
