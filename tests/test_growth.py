@@ -256,7 +256,7 @@ def test_arm_specific_residual_sd_is_recovered_and_the_sd_check_tells_the_models
     ("gain", "se", "expected"),
     [(12.0, 4.0, "linear_arm_sd"), (7.9, 4.0, "linear"), (-3.0, 2.0, "linear")],
 )
-def test_an_alternative_is_reported_only_when_loo_favours_it_by_more_than_two_se(
+def test_an_alternative_is_reported_only_when_it_predicts_better_by_more_than_two_se(
     gain, se, expected
 ):
     from alliance.growth import choose_reported_model
@@ -268,9 +268,13 @@ def test_an_alternative_is_reported_only_when_loo_favours_it_by_more_than_two_se
             "se_vs_baseline": [0.0, 1.0, se],
         }
     )
-    model, reason = choose_reported_model(comparison, "linear", ["linear_arm_sd"], 2.0)
+    model, reason = choose_reported_model(
+        comparison, "linear", ["linear_arm_sd"], 2.0, basis="Leave-patient-out"
+    )
     assert model == expected
-    assert reason.startswith(f"ELPD of linear_arm_sd minus linear: {gain:.1f} (SE {se:.1f})")
+    assert reason.startswith(
+        f"Leave-patient-out ELPD of linear_arm_sd minus linear: {gain:.1f} (SE {se:.1f})"
+    )
     assert reason.endswith(f"{expected} reported")
 
 
@@ -346,8 +350,8 @@ def test_the_choice_says_when_loo_is_only_indicative():
     model, reason = choose_reported_model(comparison, "linear", ["linear_arm_sd"], 2.0)
     assert model == "linear_arm_sd"
     assert reason == (
-        "ELPD of linear_arm_sd minus linear: 12.0 (SE 4.0; up to 5 observations with high Pareto"
-        " k, so indicative), more than 2 SE: linear_arm_sd reported"
+        "PSIS-LOO ELPD of linear_arm_sd minus linear: 12.0 (SE 4.0; up to 5 observations with high"
+        " Pareto k, so indicative), more than 2 SE: linear_arm_sd reported"
     )
 
 

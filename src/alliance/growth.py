@@ -345,11 +345,17 @@ def loo_comparison(
 
 
 def choose_reported_model(
-    comparison: pd.DataFrame, baseline: str, alternatives: Sequence[str], min_se: float
+    comparison: pd.DataFrame,
+    baseline: str,
+    alternatives: Sequence[str],
+    min_se: float,
+    basis: str = "PSIS-LOO",
 ) -> tuple[str, str]:
     """The model to report for one rater, and why.
 
-    ``comparison``: :func:`loo_comparison` with ``baseline``. The alternative with the highest
+    ``comparison``: one row per model with ``elpd_vs_baseline`` and ``se_vs_baseline``
+    (:func:`alliance.cross_validation.kfold_comparison`, or :func:`loo_comparison` with
+    ``baseline``); ``basis`` names where the ELPDs come from. The alternative with the highest
     ELPD replaces the baseline when it predicts better by more than ``min_se`` standard errors of
     the paired difference; otherwise the simpler baseline is kept.
     """
@@ -363,7 +369,7 @@ def choose_reported_model(
         int(rows.loc[[baseline, best], "n_high_pareto_k"].max()) if "n_high_pareto_k" in rows else 0
     )
     note = f"; up to {high_k} observations with high Pareto k, so indicative" if high_k else ""
-    verdict = f"ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f}{note})"
+    verdict = f"{basis} ELPD of {best} minus {baseline}: {gain:.1f} (SE {se:.1f}{note})"
     if gain > min_se * se:
         return best, f"{verdict}, more than {min_se:g} SE: {best} reported"
     return baseline, f"{verdict}, not more than {min_se:g} SE: {baseline} reported"
@@ -377,22 +383,33 @@ def growth_estimands(model, idata, spec: Mapping, instrument: Mapping) -> xr.Dat
 
 def choose_reported_models(
     fits: Sequence,
+    kfolds: Mapping[tuple[str, str], pd.DataFrame],
     specs: Mapping[str, Mapping],
     baseline: str,
     alternatives: Sequence[str],
     min_se: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per rater, the LOO comparison of its growth fits and the model reported (and why).
+    """Per rater, the comparison of its growth models and the model reported (and why).
 
-    ``fits``: fitted growth models, each labelled by its ``rater`` and ``model`` attributes.
-    Returns the comparison (one row per rater and model, ``reported`` marking the choice) and
-    the choice (``rater``, ``model``, ``reason``).
+    The choice rests on leave-patient-out cross-validation (``kfolds``: (rater, model) ->
+    :func:`alliance.cross_validation.kfold_growth` table); PSIS-LOO of the ``fits`` (each
+    labelled by its ``rater`` and ``model`` attributes) is listed beside it (``loo_`` columns).
+    Returns the comparison (one row per rater and model, ``reported`` marking the choice) and the
+    choice (``rater``, ``model``, ``reason``).
     """
+    from alliance.cross_validation import kfold_comparison
+
     comparison, choice = [], []
     for rater in RATERS:
         own = {fit.attrs["model"]: fit for fit in fits if fit.attrs["rater"] == rater}
-        table = loo_comparison(own, specs, baseline=baseline)
-        model, reason = choose_reported_model(table, baseline, alternatives, min_se)
+        table = kfold_comparison({name: kfolds[(rater, name)] for name in own}, specs, baseline)
+        model, reason = choose_reported_model(
+            table, baseline, alternatives, min_se, basis="Leave-patient-out"
+        )
+        loo = loo_comparison(own, specs)[
+            ["model", "elpd_loo", "se", "n_high_pareto_k", "pareto_k_threshold"]
+        ].rename(columns={"se": "loo_se", "n_high_pareto_k": "loo_n_high_pareto_k"})
+        table = table.merge(loo, on="model", how="left")
         table.insert(0, "rater", rater)
         table["reported"] = table["model"] == model
         comparison.append(table)
@@ -472,3 +489,91 @@ def contrasts_side_by_side(all_models: pd.DataFrame, models: Sequence[str]) -> p
         ["rater", "estimand", "_order"], kind="stable", na_position="last", ignore_index=True
     )
     return wide.drop(columns="_order")
+
+
+def missed_cells(checks: pd.DataFrame, ci_prob: float) -> int:
+    """How many rows of a predictive check miss: posterior p outside the central ``ci_prob``."""
+    tail = (1 - ci_prob) / 2
+    p = checks["posterior_p"]
+    return int(((p < tail) | (p > 1 - tail)).sum())
+
+
+def model_choice_statement(
+    choice: pd.DataFrame,
+    totals_checks: pd.DataFrame,
+    ordinal_checks: pd.DataFrame,
+    all_models: pd.DataFrame,
+    ci_prob: float,
+) -> list[str]:
+    """Per rater, which growth model is reported and why, in words, from the comparisons.
+
+    ``choice``: the cross-validated choice (:func:`choose_reported_models`); ``totals_checks``:
+    the ceiling and SD checks of the totals models (``rater``, ``model``, ``posterior_p``);
+    ``ordinal_checks``: the ordinal model's (:func:`alliance.ordinal.ordinal_checks` with
+    ``rater``; empty when it is switched off); ``all_models``: every model's estimand rows. The
+    ordinal model predicts the totals too, so it is compared with the reported model on the
+    same checks of the totals (share at 7, SD by arm and month) and on the contrasts."""
+    from alliance.ordinal import ORDINAL_MODEL
+
+    sentences = []
+    for row in choice.itertuples():
+        own = totals_checks[(totals_checks["rater"] == row.rater)]
+        reported_checks = own[own["model"] == row.model]
+        missed = missed_cells(reported_checks, ci_prob)
+        text = (
+            f"{row.rater.capitalize()} rating: {row.model} is reported ({row.reason}). Its "
+            f"replicated totals miss the observed share at 7 or SD in {missed} of "
+            f"{len(reported_checks)} arm-by-month checks."
+        )
+        items = (
+            ordinal_checks[
+                (ordinal_checks["rater"] == row.rater)
+                & ordinal_checks["statistic"].isin(["totals_at_top", "totals_sd"])
+            ]
+            if not ordinal_checks.empty
+            else ordinal_checks
+        )
+        if items.empty:
+            sentences.append(
+                f"{text} The item-level ordinal model was not fitted "
+                "(growth.ordinal.enabled), so the ceiling at the item level is not checked."
+            )
+            continue
+        ordinal_missed = missed_cells(items, ci_prob)
+        contrasts = all_models[
+            (all_models["rater"] == row.rater) & (all_models["estimand"] != "marginal_mean")
+        ]
+        key = ["estimand", "month"]
+        paired = contrasts[contrasts["model"] == row.model].merge(
+            contrasts[contrasts["model"] == ORDINAL_MODEL], on=key, suffixes=("", "_ordinal")
+        )
+        largest = float((paired["mean"] - paired["mean_ordinal"]).abs().max())
+
+        def excludes_zero(low, high):
+            return (low > 0) | (high < 0)
+
+        changed = int(
+            (
+                excludes_zero(paired["ci_low"], paired["ci_high"])
+                != excludes_zero(paired["ci_low_ordinal"], paired["ci_high_ordinal"])
+            ).sum()
+        )
+        text += (
+            f" The item-level ordinal model misses {ordinal_missed} of {len(items)} of the same "
+            f"checks of the totals; its contrasts differ from {row.model}'s by at most "
+            f"{largest:.2f} WAI points, and {changed} of {len(paired)} change whether their "
+            f"{ci_prob:.0%} interval excludes 0."
+        )
+        if ordinal_missed < missed or changed:
+            text += (
+                f" The item-level model reproduces the totals better or changes a contrast's "
+                f"verdict: read its contrasts beside {row.model}'s (side by side below) before "
+                "the reported ones."
+            )
+        else:
+            text += (
+                f" Modelling the ceiling at the item level does not change the conclusions, so "
+                f"the simpler model of the totals, {row.model}, is reported."
+            )
+        sentences.append(text)
+    return sentences

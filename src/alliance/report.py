@@ -18,7 +18,7 @@ import yaml
 
 from alliance.design import ARMS, RATERS
 from alliance.findings import findings_table
-from alliance.growth import contrasts_side_by_side
+from alliance.growth import contrasts_side_by_side, model_choice_statement
 from alliance.missing_data import dropout_sentence
 from alliance.ordinal import ORDINAL_MODEL
 from alliance.posterior_summary import not_identified_rows, percent
@@ -262,6 +262,16 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
     def table(path, **kwargs):
         return pd.read_csv(path, **kwargs)
 
+    ceiling = pd.concat([table(p) for p in inputs["ceiling_checks"]])
+    sd_check = pd.concat([table(p) for p in inputs["sd_checks"]])
+    ordinal_checks = (
+        pd.concat([table(p) for p in inputs["ordinal_checks"]], ignore_index=True)
+        if inputs["ordinal_checks"]
+        else pd.DataFrame()
+    )
+    all_growth_models = table(
+        inputs["growth_all_models"], dtype={"month": str}, keep_default_na=False
+    )
     return {
         "synthetic": bool(input_summary["synthetic_twin"]),
         "input_summary": input_summary,
@@ -292,18 +302,21 @@ def build_context(inputs: Mapping, config: Mapping, project_dir: str | Path = ".
         "growth_comparison": table(inputs["growth_comparison"]),
         "growth_choice": growth_choice,
         "growth_frequentist": table(inputs["growth_frequentist"], keep_default_na=False),
-        "ceiling": pd.concat([table(p) for p in inputs["ceiling_checks"]]),
+        "ceiling": ceiling,
         "ordinal": config["growth"]["ordinal"],
-        "ordinal_checks": (
-            pd.concat([table(p) for p in inputs["ordinal_checks"]], ignore_index=True)
-            if inputs["ordinal_checks"]
-            else pd.DataFrame()
-        ),
+        "ordinal_checks": ordinal_checks,
         "growth_side_by_side": contrasts_side_by_side(
-            table(inputs["growth_all_models"], dtype={"month": str}, keep_default_na=False),
-            [*config["growth"]["models"], ORDINAL_MODEL],
+            all_growth_models, [*config["growth"]["models"], ORDINAL_MODEL]
         ),
-        "sd_check": pd.concat([table(p) for p in inputs["sd_checks"]]),
+        "model_choice": model_choice_statement(
+            growth_choice,
+            pd.concat([ceiling, sd_check], ignore_index=True),
+            ordinal_checks,
+            all_growth_models,
+            config["summary"]["ci_prob"],
+        ),
+        "growth_cross_validation": config["growth"]["cross_validation"],
+        "sd_check": sd_check,
         "agreement_frequentist": table(inputs["agreement_frequentist"]),
         "agreement_ppc": table(inputs["agreement_ppc"]),
         "truth_and_bias": truth_and_bias,

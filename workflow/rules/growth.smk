@@ -79,6 +79,33 @@ rule check_growth:
         "../scripts/check_growth.py"
 
 
+rule cross_validate_growth:
+    input:
+        alliance=rules.clean_data.output.alliance,
+    output:
+        # One row per patient: fold, assessments, log predictive density when left out.
+        kfold=model_result("growth", "{rater}_{model}", "kfold.csv"),
+    log:
+        model_log("cross_validate", "growth", "{rater}_{model}")[0],
+    benchmark:
+        model_log("cross_validate", "growth", "{rater}_{model}")[1]
+    wildcard_constraints:
+        rater="|".join(RATERS),
+        model="|".join(GROWTH_MODELS),
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        spec=growth_model_spec,
+        priors=config["growth"]["priors"],
+        instrument=config["instrument"],
+        cross_validation=config["growth"]["cross_validation"],
+        target_accept=config["sampling"]["target_accept"],
+        seed=SEED,
+    script:
+        "../scripts/cross_validate_growth.py"
+
+
 rule fit_ordinal_growth:
     input:
         wai_items=rules.clean_data.output.wai_items,
@@ -130,6 +157,9 @@ rule summarise_growth:
     input:
         alliance=rules.clean_data.output.alliance,
         fits=expand(fit_file("growth", "{name}"), name=GROWTH_NAMES),
+        kfold=expand(
+            rules.cross_validate_growth.output.kfold, rater=RATERS, model=GROWTH_MODELS
+        ),
         estimands=expand(
             model_result("growth", "{name}", "estimands.csv"),
             name=GROWTH_NAMES + ORDINAL_NAMES,
@@ -148,7 +178,7 @@ rule summarise_growth:
             category="2. Aim (a): growth",
         ),
         frequentist="results/tables/growth_frequentist_check.csv",
-        # The model reported for each rater and the LOO comparison that chose it.
+        # The model reported for each rater and the cross-validation that chose it.
         choice="results/tables/growth_reported_models.csv",
         # The chosen model's predictive checks, per rater (for the report).
         ppc_patient="results/figures/growth_reported_ppc_patient.png",
@@ -176,6 +206,8 @@ rule summarise_growth:
         reported_model=config["growth"]["reported_model"],
         reported_alternatives=config["growth"]["reported_alternatives"],
         selection_min_se=config["growth"]["selection_min_se"],
+        # (rater, model) of each input.kfold file, in its order.
+        kfold_keys=[(rater, model) for rater in RATERS for model in GROWTH_MODELS],
         instrument=config["instrument"],
         ci_prob=SUMMARY["ci_prob"],
         rope_wai=SUMMARY["rope_wai"],

@@ -1,8 +1,8 @@
 """Snakemake adapter: aim (a) across models and raters (alliance.growth).
 
-Chooses the reported model per rater (LOO against the configured alternatives), writes its
-estimand rows (contract format), the LOO comparison, the frequentist cross-check and the aim's
-figures.
+Chooses the reported model per rater (leave-patient-out cross-validation against the configured
+alternatives), writes its estimand rows (contract format), the model comparison (PSIS-LOO beside
+it), the frequentist cross-check and the aim's figures.
 """
 
 from alliance.runtime import start_job
@@ -28,8 +28,13 @@ from alliance.sampling import load_fit
 params = smk.params
 alliance = pd.read_csv(smk.input.alliance)
 fits = [load_fit(path, groups=["posterior", "log_likelihood"]) for path in smk.input.fits]
+kfolds = {
+    (rater, model): pd.read_csv(path)
+    for (rater, model), path in zip(params.kfold_keys, smk.input.kfold, strict=True)
+}
 comparison, choice = choose_reported_models(
     fits,
+    kfolds,
     params.models,
     params.reported_model,
     params.reported_alternatives,
@@ -37,7 +42,7 @@ comparison, choice = choose_reported_models(
 )
 comparison.to_csv(smk.output.comparison, index=False)
 choice.to_csv(smk.output.choice, index=False)
-log.info("LOO comparison:\n%s\nreported models:\n%s", comparison, choice.to_string())
+log.info("model comparison:\n%s\nreported models:\n%s", comparison, choice.to_string())
 for row in choice.itertuples():
     for figure in ("ppc", "prior_check"):
         source = params.model_result.format(name=f"{row.rater}_{row.model}", file=f"{figure}.png")

@@ -1,0 +1,165 @@
+"""Model choice for aim (a): leave-patient-out K-fold cross-validation of the growth models of the
+WAI totals.
+
+Pointwise PSIS-LOO leaves out one assessment while the patient's other assessments stay in, and
+with at most three assessments and two effects per patient its importance weights are unreliable
+(25-35 high Pareto k values per model). The question a growth model answers is about new
+patients, so the unit left out is the patient: the patients are split into K folds (within each
+arm, at random), each fold's patients are left out in turn, the model is refitted on the others,
+and each left-out patient's assessments are predicted jointly:
+
+    elpd_i = log p(y_i | y_-fold(i)) = log mean_s p(y_i | theta_s, b_i,s)
+
+where theta_s is a posterior draw of the refit and b_i,s the patient's effects drawn from their
+population distribution at that draw (brms' ``kfold`` with new levels sampled from their
+Gaussian). A left-out patient's therapist keeps their estimated effect (therapists are not left
+out: every therapist treats patients in several folds). Every fold refits one compiled model
+(:class:`alliance.refit.CompiledModel`): the PyMC form of the Bambi model, whose effects of a
+patient without data are drawn from their prior, so the refit's draws of the left-out patients'
+effects are exactly the b_i,s above.
+
+Models are compared by the sum of elpd_i and, paired by patient, the SE of the difference. A
+censored likelihood's elpd includes probability masses (totals at the ceiling), not densities, so
+it is compared only with its own kind, as with LOO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+
+def patient_folds(data: pd.DataFrame, k: int, seed: int) -> pd.Series:
+    """Each patient's fold (0 ... k - 1), indexed by patient: the patients of each arm in a
+    random order, dealt round the folds (so every fold has patients of both arms, and fold sizes
+    differ by at most one within an arm)."""
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, not {k}")
+    patients = data.drop_duplicates("patient_id")[["patient_id", "arm"]]
+    if len(patients) < k:
+        raise ValueError(f"{len(patients)} patients cannot fill {k} folds")
+    rng = np.random.default_rng(seed)
+    folds = {}
+    start = 0
+    for _, group in patients.groupby("arm", observed=True, sort=True):
+        order = rng.permutation(group["patient_id"].to_numpy())
+        for position, patient in enumerate(order):
+            folds[patient] = (start + position) % k
+        start += len(order)  # the next arm continues the deal where this one stopped
+    return pd.Series(folds, name="fold").rename_axis("patient_id").sort_index()
+
+
+def patient_log_predictive(pointwise: np.ndarray, patient_codes: np.ndarray) -> np.ndarray:
+    """log mean_s exp(sum of a patient's observations' log densities at draw s), per patient.
+
+    ``pointwise``: (draws, observations); ``patient_codes``: each observation's patient
+    (0 ... n - 1). Returns one value per patient code present, in code order."""
+    codes, index = np.unique(patient_codes, return_inverse=True)
+    joint = np.zeros((pointwise.shape[0], len(codes)))
+    np.add.at(joint.T, index, pointwise.T)
+    return logsumexp(joint, axis=0) - np.log(pointwise.shape[0])
+
+
+def kfold_growth(
+    data: pd.DataFrame,
+    spec: Mapping,
+    priors: Mapping,
+    upper: float,
+    folds: pd.Series,
+    sampling: Mapping,
+    seed,
+    log=None,
+) -> pd.DataFrame:
+    """Leave-patient-out cross-validation of one growth model on one rater's growth data
+    (:func:`alliance.growth.growth_data`): one row per patient with their fold, number of
+    assessments and ``elpd`` (log predictive density of their assessments, jointly, from the
+    fit without their fold), and the fold fit's largest R-hat and number of divergences.
+    ``seed(step)`` gives each fold's sampling seed."""
+    import arviz as az
+    import pymc as pm
+
+    from alliance.refit import CompiledModel, growth_refit_model, growth_structure
+    from alliance.sampling import pointwise_log_likelihood
+
+    patients = sorted(data["patient_id"].unique())
+    therapists = sorted(data["therapist_id"].unique())
+    structure = growth_structure(data, spec, priors, patients, therapists, upper)
+    compiled = CompiledModel(growth_refit_model(structure, data), log)
+    fold_of = data["patient_id"].map(folds)
+    if fold_of.isna().any():
+        raise ValueError("a patient of the data has no fold")
+    rows = []
+    for fold in sorted(fold_of.unique()):
+        training, held_out = data[fold_of != fold], data[fold_of == fold]
+        tree = compiled.fit(structure.inputs(training), sampling, seed(f"fold{int(fold)}"))
+        posterior = tree["posterior"].to_dataset()
+        fold_checks = {
+            "fold_max_rhat": float(az.rhat(posterior).to_array().max()),
+            "fold_divergences": int(tree["sample_stats"]["diverging"].sum()),
+        }
+        with compiled.model:
+            pm.set_data(structure.inputs(held_out))
+        pointwise = pointwise_log_likelihood(compiled.model, posterior)["wai_total"]
+        values = pointwise.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+        codes = structure.inputs(held_out)["patient_id_code"]
+        elpd = patient_log_predictive(values, codes)
+        counts = np.bincount(codes, minlength=len(patients))
+        for code, value in zip(np.unique(codes), elpd, strict=True):
+            rows.append(
+                {
+                    "patient_id": patients[code],
+                    "fold": int(fold),
+                    "n_assessments": int(counts[code]),
+                    "elpd": float(value),
+                    **fold_checks,
+                }
+            )
+        if log is not None:
+            log.info(
+                "fold %d: %d patients left out, elpd %.1f", fold, len(np.unique(codes)), elpd.sum()
+            )
+    return pd.DataFrame(rows).sort_values("patient_id").reset_index(drop=True)
+
+
+def kfold_comparison(
+    elpds: Mapping[str, pd.DataFrame], specs: Mapping[str, Mapping], baseline: str
+) -> pd.DataFrame:
+    """Per model (``elpds``: name -> :func:`kfold_growth` table of one rater): the K-fold ELPD
+    and its SE (sum over patients), and for the models with the baseline's likelihood the ELPD
+    minus the baseline's and the SE of that difference, paired by patient
+    (``elpd_vs_baseline``, ``se_vs_baseline``; positive: predicts new patients better); and the
+    divergences of all its fold refits and their largest R-hat."""
+    reference = elpds[baseline].set_index("patient_id")["elpd"]
+    rows = []
+    for name, table in elpds.items():
+        values = table.set_index("patient_id")["elpd"]
+        row = {
+            "model": name,
+            "likelihood": specs[name]["likelihood"],
+            "elpd_kfold": float(values.sum()),
+            "se_kfold": float(np.sqrt(len(values) * values.var(ddof=0))),
+            "n_patients": int(len(values)),
+            "n_folds": int(table["fold"].nunique()),
+            # How the folds' refits sampled (NaN when the table does not say).
+            "fold_divergences": (
+                int(table.groupby("fold")["fold_divergences"].first().sum())
+                if "fold_divergences" in table
+                else np.nan
+            ),
+            "fold_max_rhat": (
+                float(table["fold_max_rhat"].max()) if "fold_max_rhat" in table else np.nan
+            ),
+            "elpd_vs_baseline": np.nan,
+            "se_vs_baseline": np.nan,
+        }
+        if specs[name]["likelihood"] == specs[baseline]["likelihood"]:
+            if set(values.index) != set(reference.index):
+                raise ValueError(f"{name} and {baseline} were cross-validated on other patients")
+            difference = values - reference.loc[values.index]
+            row["elpd_vs_baseline"] = float(difference.sum())
+            row["se_vs_baseline"] = float(np.sqrt(len(difference) * difference.var(ddof=0)))
+        rows.append(row)
+    return pd.DataFrame(rows)
