@@ -148,7 +148,8 @@ def test_a_residual_sd_per_arm_is_refused_for_the_censored_likelihood():
 
 
 def test_a_reported_alternative_must_share_the_reported_models_likelihood():
-    """LOO compares densities of one kind: a censored alternative to a Gaussian model is refused."""
+    """ELPDs compare densities of one kind: a censored alternative to a Gaussian model is
+    refused."""
     growth = load_config()["growth"]
     problem = config_checks.reported_model_problem(
         {**growth, "reported_alternatives": ["linear_censored"]}
@@ -157,6 +158,21 @@ def test_a_reported_alternative_must_share_the_reported_models_likelihood():
         "growth.reported_alternatives holds 'linear_censored'; allowed: other models under"
         " growth.models with the reported model's likelihood (gaussian): monthly, linear_arm_sd."
     )
+
+
+def test_cross_validation_must_cover_the_models_it_chooses_between():
+    growth = load_config()["growth"]
+    only = {**growth, "cross_validation": {"folds": 10, "models": ["linear", "monthly"]}}
+    assert config_checks.reported_model_problem(only) == (
+        "growth.cross_validation.models leaves out 'linear_arm_sd'; the reported model and its"
+        " alternatives are chosen between by cross-validation."
+    )
+    unknown = {**growth, "cross_validation": {"models": ["linear", "linear_arm_sd", "cubic"]}}
+    assert config_checks.reported_model_problem(unknown).startswith(
+        "growth.cross_validation.models holds 'cubic'; allowed: models under growth.models"
+    )
+    chosen = {**growth, "cross_validation": {"models": ["linear", "linear_arm_sd"]}}
+    assert config_checks.reported_model_problem(chosen) is None
 
 
 def test_a_sampler_that_is_not_installed_is_named_with_the_installed_ones():

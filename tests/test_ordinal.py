@@ -223,3 +223,94 @@ def test_the_log_probability_of_an_answer_stays_finite_far_in_the_tails():
     expected = np.log(stats.norm.cdf(0.0 - 0.3) - stats.norm.cdf(-1.0 - 0.3))
     assert values[2] == pytest.approx(expected, rel=1e-7)
     assert values[3] == pytest.approx(stats.norm.logsf(1.0 - 2.0), rel=1e-7)
+
+
+#: A twin with a strong ceiling: patients' mean item scores near 6.3 to 6.6 (60% of answers at 7),
+#: the digital arm rising, PTAU flat; monotone dropout at random given the previous rating and
+#: steep in it (a low rating makes the next one much more likely to be missing), 70% missing
+#: by month 12. The missing ratings are low ones, whose prediction needs the ceiling right.
+STRONG_CEILING = {
+    "n_patients": 184,
+    "intercept": {"patient": {"ptau": 6.8, "digital": 6.4}},
+    "change": {"patient": {"ptau": 0.0, "digital": 0.6}},
+    "truth_population": 20000,
+    "dropout_pattern": "monotone",
+    "dropout_mechanism": "mar",
+    "dropout_strength": 4.0,
+    "missing_assessment": {
+        "digital": {3: 0.25, 6: 0.4, 12: 0.7},
+        "ptau": {3: 0.25, 6: 0.4, 12: 0.7},
+    },
+}
+
+
+def contrast_intervals(draws: xr.Dataset, truth: pd.DataFrame) -> pd.DataFrame:
+    """Posterior mean and 95% interval of each contrast of ``truth`` (arm differences by month
+    and the change difference), beside its true value."""
+    rows = []
+    for row in truth.itertuples():
+        values = draws[row.estimand]
+        if row.estimand == "arm_difference":
+            values = values.sel(month=int(row.month))
+        values = values.stack(sample=("chain", "draw")).to_numpy()
+        low, high = np.quantile(values, [0.025, 0.975])
+        rows.append(
+            {"estimand": row.estimand, "month": row.month, "truth": row.value,
+             "mean": values.mean(), "low": low, "high": high}
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["covered"] = (table["low"] <= table["truth"]) & (table["truth"] <= table["high"])
+    table["bias"] = table["mean"] - table["truth"]
+    return table
+
+
+@pytest.mark.slow
+def test_with_a_strong_ceiling_the_ordinal_model_covers_where_the_gaussian_is_biased():
+    """Issue 16's acceptance test, on the patient rating of a twin generated item by item with a
+    strong ceiling: every contrast's 95% interval of the ordinal model covers the truth, while the
+    Gaussian model of the totals (the reported `linear`) misses at least one and is further from
+    the truth on average. The twin's items are latent scores plus item noise, rounded and
+    clipped at 7 (not the model's probit), and it has straight-liners at the top."""
+    from alliance.growth import growth_data, growth_estimands
+    from alliance.ordinal import ordinal_estimands
+    from alliance.refit import CompiledModel, growth_refit_model, growth_structure
+    from alliance.seeds import rng_for
+    from alliance.settings import deep_update, load_config
+    from alliance.twin import true_estimands
+    from alliance.validation import simulate_tables
+
+    config = load_config()
+    config["synthetic_twin"] = deep_update(config["synthetic_twin"], STRONG_CEILING)
+    instrument = config["instrument"]
+    truth = pd.DataFrame(true_estimands(config["synthetic_twin"], instrument, rng_for(1, "t")))
+    truth = truth[
+        (truth["aim"] == "a")
+        & (truth["rater"] == "patient")
+        & (truth["estimand"] != "marginal_mean")
+    ]
+    tables = simulate_tables(config, 2)
+    items = item_data(tables["wai_items"], "patient", instrument)
+    assert (items["answer"] == 7).mean() > 0.5  # the ceiling is strong
+    sampling = {"chains": 2, "draws": 300, "tune": 400, "target_accept": 0.9}
+    ordinal = CompiledModel(
+        build_ordinal_growth_model(items, config["growth"]["ordinal"]["priors"], instrument)
+    )
+    ordinal_fit = ordinal.fit({}, sampling, seed=1)
+    assert int(ordinal_fit["sample_stats"]["diverging"].sum()) == 0
+    ordinal_table = contrast_intervals(ordinal_estimands(ordinal_fit, instrument), truth)
+
+    totals = growth_data(tables["alliance"], "patient", instrument)
+    spec = config["growth"]["models"]["linear"]
+    structure = growth_structure(
+        totals, spec, config["growth"]["priors"],
+        sorted(totals["patient_id"].unique()), sorted(totals["therapist_id"].unique()), 7.0,
+    )  # fmt: skip
+    gaussian = CompiledModel(growth_refit_model(structure, totals))
+    gaussian_fit = gaussian.fit({}, {**sampling, "draws": 500, "tune": 500}, seed=1)
+    gaussian_draws = growth_estimands(structure.reference, gaussian_fit, spec, instrument)
+    gaussian_table = contrast_intervals(gaussian_draws, truth)
+
+    assert len(ordinal_table) == 4
+    assert ordinal_table["covered"].all(), ordinal_table
+    assert not gaussian_table["covered"].all(), gaussian_table
+    assert ordinal_table["bias"].abs().mean() < gaussian_table["bias"].abs().mean()

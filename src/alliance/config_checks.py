@@ -222,7 +222,8 @@ def yaml_error_text(error: yaml.YAMLError) -> str:
 
 def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
     """``growth.reported_model`` must name one of ``growth.models``, and each of
-    ``growth.reported_alternatives`` another model with the same likelihood (LOO compares them)."""
+    ``growth.reported_alternatives`` another model with the same likelihood (cross-validation
+    compares them, so ``growth.cross_validation.models`` must include them)."""
     models = list(growth["models"])
     reported = growth["reported_model"]
     if reported not in models:
@@ -239,6 +240,20 @@ def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
                 f" under growth.models with the reported model's likelihood ({likelihood}):"
                 f" {', '.join(m for m in comparable if m != reported) or 'none'}."
             )
+    validated = growth.get("cross_validation", {}).get("models") or models
+    needed = [reported, *growth.get("reported_alternatives", [])]
+    for name in validated:
+        if name not in models:
+            return (
+                f"growth.cross_validation.models holds {show(name)}; allowed: models under"
+                f" growth.models: {', '.join(models)}."
+            )
+    missing = [name for name in needed if name not in validated]
+    if missing:
+        return (
+            f"growth.cross_validation.models leaves out {', '.join(map(show, missing))}; the"
+            " reported model and its alternatives are chosen between by cross-validation."
+        )
     return None
 
 

@@ -393,7 +393,8 @@ def choose_reported_models(
 
     The choice rests on leave-patient-out cross-validation (``kfolds``: (rater, model) ->
     :func:`alliance.cross_validation.kfold_growth` table); PSIS-LOO of the ``fits`` (each
-    labelled by its ``rater`` and ``model`` attributes) is listed beside it (``loo_`` columns).
+    labelled by its ``rater`` and ``model`` attributes) is listed beside it (``loo_`` columns;
+    a model not cross-validated has those only).
     Returns the comparison (one row per rater and model, ``reported`` marking the choice) and the
     choice (``rater``, ``model``, ``reason``).
     """
@@ -402,14 +403,16 @@ def choose_reported_models(
     comparison, choice = [], []
     for rater in RATERS:
         own = {fit.attrs["model"]: fit for fit in fits if fit.attrs["rater"] == rater}
-        table = kfold_comparison({name: kfolds[(rater, name)] for name in own}, specs, baseline)
+        validated = {name: kfolds[(rater, name)] for name in own if (rater, name) in kfolds}
+        table = kfold_comparison(validated, specs, baseline)
         model, reason = choose_reported_model(
             table, baseline, alternatives, min_se, basis="Leave-patient-out"
         )
         loo = loo_comparison(own, specs)[
             ["model", "elpd_loo", "se", "n_high_pareto_k", "pareto_k_threshold"]
         ].rename(columns={"se": "loo_se", "n_high_pareto_k": "loo_n_high_pareto_k"})
-        table = table.merge(loo, on="model", how="left")
+        table = table.merge(loo, on="model", how="outer")
+        table = table.set_index("model").loc[list(own)].reset_index()  # the config's order
         table.insert(0, "rater", rater)
         table["reported"] = table["model"] == model
         comparison.append(table)

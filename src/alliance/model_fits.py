@@ -93,6 +93,19 @@ def fit_growth_model(
     return idata, {**labels, "formula": spec["formula"]}
 
 
+def ordinal_fit_settings(config: Mapping) -> dict:
+    """What a fit of the ordinal model reads: a growth fit's settings with the ordinal model's
+    priors and MCMC size (``growth.ordinal``: its own draws multiplier and thinning, not the
+    totals models')."""
+    from alliance.sampling import model_sampling
+
+    return {
+        **fit_settings(config, "growth"),
+        "priors": config["growth"]["ordinal"]["priors"],
+        "sampling": model_sampling(config, "growth.ordinal"),
+    }
+
+
 def fit_ordinal_growth_model(
     items: pd.DataFrame,
     rater: str,

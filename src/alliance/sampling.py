@@ -157,14 +157,17 @@ def thinned(idata, thin: int):
 
 def model_sampling(config: Mapping, section: str) -> dict:
     """The MCMC settings of one model family: ``sampling`` with the draws per chain multiplied by
-    ``config[section]["draws_multiplier"]`` and ``thin`` (each 1 when the section has none).
+    ``config[section]["draws_multiplier"]`` and ``thin`` (each 1 when the section has none;
+    ``section`` may be a dotted path, e.g. ``growth.ordinal``).
 
     ``draws`` is the number of draws kept per chain; ``draws * thin`` are sampled, every
     ``thin``-th kept (for slowly mixing parameters the kept draws hold nearly all the effective
     sample size of the longer run, at the storage and post-processing cost of the kept ones).
     """
     sampling = dict(config["sampling"])
-    section_config = config.get(section, {})
+    section_config = config
+    for key in section.split("."):  # a nested section: "growth.ordinal"
+        section_config = section_config.get(key, {})
     sampling["draws"] = round(sampling["draws"] * section_config.get("draws_multiplier", 1))
     sampling["thin"] = int(section_config.get("thin", 1))
     return sampling

@@ -81,6 +81,8 @@ def model_log(stage, family, name):
 # The models of each family (names may hold wildcards).
 GROWTH_MODELS = list(config["growth"]["models"])
 GROWTH_NAMES = expand("{rater}_{model}", rater=RATERS, model=GROWTH_MODELS)
+#: The growth models cross-validated for the model choice (growth.cross_validation.models).
+CROSS_VALIDATED_MODELS = config["growth"]["cross_validation"]["models"] or GROWTH_MODELS
 #: The item-level ordinal growth model of each rater (growth.ordinal), when enabled: its
 #: estimand rows join the totals models' in the all-models table.
 ORDINAL_MODEL = "ordinal_items"
@@ -129,8 +131,8 @@ def fit_params(section):
 
 
 def ordinal_fit_params():
-    """A growth fit's params with the ordinal model's priors (growth.ordinal.priors)."""
-    return {**fit_params("growth"), "priors": config["growth"]["ordinal"]["priors"]}
+    """A growth fit's params with the ordinal model's priors and MCMC size (growth.ordinal)."""
+    return dict(**ordinal_fit_settings(config), seed=SEED)
 
 
 def uses_synthetic_twin():

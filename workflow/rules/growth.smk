@@ -158,7 +158,9 @@ rule summarise_growth:
         alliance=rules.clean_data.output.alliance,
         fits=expand(fit_file("growth", "{name}"), name=GROWTH_NAMES),
         kfold=expand(
-            rules.cross_validate_growth.output.kfold, rater=RATERS, model=GROWTH_MODELS
+            rules.cross_validate_growth.output.kfold,
+            rater=RATERS,
+            model=CROSS_VALIDATED_MODELS,
         ),
         estimands=expand(
             model_result("growth", "{name}", "estimands.csv"),
@@ -207,7 +209,7 @@ rule summarise_growth:
         reported_alternatives=config["growth"]["reported_alternatives"],
         selection_min_se=config["growth"]["selection_min_se"],
         # (rater, model) of each input.kfold file, in its order.
-        kfold_keys=[(rater, model) for rater in RATERS for model in GROWTH_MODELS],
+        kfold_keys=[(r, m) for r in RATERS for m in CROSS_VALIDATED_MODELS],
         instrument=config["instrument"],
         ci_prob=SUMMARY["ci_prob"],
         rope_wai=SUMMARY["rope_wai"],
