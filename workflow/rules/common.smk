@@ -11,7 +11,7 @@ from snakemake.utils import validate
 from alliance import config_checks, interruptions
 from alliance.design import RATERS
 from alliance.diagnostics import convergence_settings
-from alliance.model_fits import fit_settings
+from alliance.model_fits import fit_settings, ordinal_fit_settings
 from alliance.validation import scenario_config as validation_scenario_config
 from alliance.validation import scenario_models as validation_scenario_models
 from alliance.validation import scenario_names as validation_scenario_names
