@@ -145,3 +145,46 @@ def test_cross_validation_prefers_a_residual_sd_per_arm_where_the_arms_differ():
     rows = kfold_comparison(tables, models, "linear").set_index("model")
     gain, se = rows.loc["linear_arm_sd", ["elpd_vs_baseline", "se_vs_baseline"]]
     assert gain > 2 * se > 0
+
+
+def test_new_patient_effects_replace_only_the_left_out_patients_offsets():
+    """Each copy of the posterior keeps every parameter but the left-out patients' offsets on the
+    patient factor, which are fresh standard-normal draws (new ones in every copy)."""
+    import xarray as xr
+
+    from alliance.cross_validation import with_new_patient_effects
+
+    rng = np.random.default_rng(0)
+    dims = ("chain", "draw", "patient_id__factor_dim")
+    coords = {"chain": [0, 1], "draw": range(50), "patient_id__factor_dim": ["P1", "P2", "P3"]}
+    posterior = xr.Dataset(
+        {
+            "1|patient_id_offset": (dims, np.full((2, 50, 3), 9.0)),
+            "1|patient_id_sigma": (("chain", "draw"), rng.random((2, 50))),
+            "1|therapist_id_offset": (("chain", "draw", "t"), np.full((2, 50, 2), 9.0)),
+        },
+        coords=coords,
+    )
+    copies = with_new_patient_effects(posterior, ["P2"], np.random.default_rng(1), 4)
+    assert copies.sizes["draw"] == 200 and len(set(copies["draw"].to_numpy())) == 200
+    offsets = copies["1|patient_id_offset"]
+    assert (offsets.sel(patient_id__factor_dim=["P1", "P3"]) == 9.0).all()
+    fresh = offsets.sel(patient_id__factor_dim="P2").to_numpy().ravel()
+    assert abs(fresh.mean()) < 0.15 and 0.85 < fresh.std() < 1.15
+    assert len(np.unique(fresh)) == fresh.size  # new draws in every copy
+    assert (copies["1|therapist_id_offset"] == 9.0).all()
+    sigma = copies["1|patient_id_sigma"].to_numpy()
+    assert np.array_equal(sigma[:, :50], sigma[:, 50:100])
+
+
+def test_models_cross_validated_on_other_folds_are_not_compared():
+    from alliance.cross_validation import kfold_comparison
+
+    ids = [f"P{i}" for i in range(10)]
+    base = pd.DataFrame({"patient_id": ids, "fold": np.arange(10) % 2, "elpd": -1.0})
+    other = base.assign(fold=(np.arange(10) + 1) % 2)
+    specs = {"linear": {"likelihood": "gaussian"}, "monthly": {"likelihood": "gaussian"}}
+    with pytest.raises(ValueError, match="other folds"):
+        kfold_comparison({"linear": base, "monthly": other}, specs, "linear")
+    with pytest.raises(ValueError, match="baseline 'linear' was not cross-validated"):
+        kfold_comparison({"monthly": base}, specs, "linear")

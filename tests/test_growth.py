@@ -425,10 +425,11 @@ def test_every_models_contrasts_side_by_side():
 
 
 def test_the_report_says_which_model_is_reported_and_why_from_the_comparisons():
-    """The statement counts the reported model's missed checks of the totals, and, when the
-    ordinal model was fitted, its own misses on the same checks and how far its contrasts are
-    from the reported model's; it points the reader to the item-level model only when that
-    model reproduces the totals better or changes a contrast's verdict."""
+    """The statement counts the reported model's checks of the totals whose observed value falls
+    outside the replicates' interval (an observed share of 0 that every replicate ties is not a
+    miss), and, when the ordinal model was fitted, its own on the same checks and how far its
+    contrasts are from the reported model's; it points the reader to the item-level model only
+    when that model reproduces the totals better or changes a contrast's verdict."""
     from alliance.growth import model_choice_statement
 
     choice = pd.DataFrame(
@@ -436,7 +437,9 @@ def test_the_report_says_which_model_is_reported_and_why_from_the_comparisons():
     )
     totals = pd.DataFrame(
         {"rater": "patient", "model": ["linear"] * 3 + ["monthly"],
-         "posterior_p": [0.5, 0.001, 0.4, 0.999]}
+         "observed": [0.0, 0.30, np.nan, 0.5], "observed_sd": [np.nan, np.nan, 0.9, np.nan],
+         "replicated_low": [0.0, 0.02, 0.5, 0.0], "replicated_high": [0.0, 0.2, 1.0, 0.1],
+         "posterior_p": [1.0, 0.001, 0.4, 0.0]}
     )  # fmt: skip
     contrasts = pd.DataFrame(
         {"rater": "patient", "model": ["linear", "linear", "ordinal_items", "ordinal_items"],
@@ -445,22 +448,23 @@ def test_the_report_says_which_model_is_reported_and_why_from_the_comparisons():
          "ci_high": [0.5, 0.5, 0.3, 0.55]}
     )  # fmt: skip
     (without,) = model_choice_statement(choice, totals, pd.DataFrame(), contrasts, 0.95)
-    assert "miss the observed share at 7 or SD in 1 of 3 arm-by-month checks" in without
+    assert "95% interval in 1 of 3 arm-by-month checks" in without
     assert "ordinal model was not fitted" in without
 
     ordinal = pd.DataFrame(
         {"rater": "patient", "statistic": ["totals_at_top", "totals_sd", "answers_at_top"],
-         "posterior_p": [0.3, 0.6, 0.0001]}
+         "observed": [0.1, 0.8, 0.9], "replicated_low": [0.0, 0.5, 0.1],
+         "replicated_high": [0.2, 1.0, 0.3]}
     )  # fmt: skip
     (better,) = model_choice_statement(choice, totals, ordinal, contrasts, 0.95)
     # Only the checks of the totals count (not the answers at 7); the month-12 arm difference
     # excludes 0 under linear and not under the ordinal model.
-    assert "misses 0 of 2 of the same checks of the totals" in better
+    assert "ordinal model it falls outside in 0 of 2 of the same checks" in better
     assert "by at most 0.20 WAI points, and 1 of 2 change whether" in better
     assert "read its contrasts beside linear's" in better
 
     agreeing = contrasts.assign(ci_low=[-0.1, -0.1, -0.1, -0.05])
-    worse = ordinal.assign(posterior_p=[0.001, 0.999, 0.5])
+    worse = ordinal.assign(observed=[0.5, 0.2, 0.2])
     (same,) = model_choice_statement(choice, totals, worse, agreeing, 0.95)
-    assert "misses 2 of 2" in same and "0 of 2 change whether" in same
+    assert "outside in 2 of 2" in same and "0 of 2 change whether" in same
     assert "so the simpler model of the totals, linear, is reported" in same

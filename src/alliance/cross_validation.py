@@ -12,11 +12,14 @@ and each left-out patient's assessments are predicted jointly:
 
 where theta_s is a posterior draw of the refit and b_i,s the patient's effects drawn from their
 population distribution at that draw (brms' ``kfold`` with new levels sampled from their
-Gaussian). A left-out patient's therapist keeps their estimated effect (therapists are not left
-out: every therapist treats patients in several folds). Every fold refits one compiled model
-(:class:`alliance.refit.CompiledModel`): the PyMC form of the Bambi model, whose effects of a
-patient without data are drawn from their prior, so the refit's draws of the left-out patients'
-effects are exactly the b_i,s above.
+Gaussian); :data:`EFFECT_DRAWS` draws of b per posterior draw, so that the Monte Carlo error of
+this integral over the patient's effects stays small beside the differences between models.
+A left-out patient's therapist keeps their estimated effect (folds are dealt within arms, not
+within therapists; a therapist whose patients all fell in one fold would get an effect from the
+prior, which the model allows). Every fold refits one compiled model
+(:class:`alliance.refit.CompiledModel`): the PyMC form of the Bambi model, whose effects are
+indexed by every patient, so that a left-out patient's standardised effects are not informed by
+any data.
 
 Models are compared by the sum of elpd_i and, paired by patient, the SE of the difference. A
 censored likelihood's elpd includes probability masses (totals at the ceiling), not densities, so
@@ -30,6 +33,32 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
+
+#: Draws of a left-out patient's effects per posterior draw (standard-normal offsets scaled by
+#: the draw's SDs): with one, the log predictive density of a patient whose assessments pin
+#: their effects down rests on a handful of draws.
+EFFECT_DRAWS = 20
+
+
+def with_new_patient_effects(posterior, patients: list, rng: np.random.Generator, copies: int):
+    """``posterior`` repeated ``copies`` times along ``draw``, each copy with fresh
+    standard-normal offsets for ``patients`` in every patient-level effect (variables
+    ``*_offset`` on the patient factor's dimension): draws of new patients' effects from their
+    population distribution, the model's other parameters held at each posterior draw."""
+    import xarray as xr
+
+    dim = "patient_id__factor_dim"
+    parts = []
+    for copy in range(copies):
+        part = posterior.copy()
+        for name, values in posterior.data_vars.items():
+            if not name.endswith("_offset") or dim not in values.dims:
+                continue
+            chosen = values[dim].isin([str(patient) for patient in patients])
+            fresh = xr.DataArray(rng.standard_normal(values.shape), dims=values.dims)
+            part[name] = values.where(~chosen, fresh.assign_coords(values.coords))
+        parts.append(part.assign_coords(draw=part["draw"] + copy * posterior.sizes["draw"]))
+    return xr.concat(parts, dim="draw")
 
 
 def patient_folds(data: pd.DataFrame, k: int, seed: int) -> pd.Series:
@@ -96,13 +125,16 @@ def kfold_growth(
         training, held_out = data[fold_of != fold], data[fold_of == fold]
         tree = compiled.fit(structure.inputs(training), sampling, seed(f"fold{int(fold)}"))
         posterior = tree["posterior"].to_dataset()
+        left_out = sorted(held_out["patient_id"].unique())
+        effects_rng = np.random.default_rng(seed(f"fold{int(fold)}-effects"))
+        predictive = with_new_patient_effects(posterior, left_out, effects_rng, EFFECT_DRAWS)
         fold_checks = {
             "fold_max_rhat": float(az.rhat(posterior).to_array().max()),
             "fold_divergences": int(tree["sample_stats"]["diverging"].sum()),
         }
         with compiled.model:
             pm.set_data(structure.inputs(held_out))
-        pointwise = pointwise_log_likelihood(compiled.model, posterior)["wai_total"]
+        pointwise = pointwise_log_likelihood(compiled.model, predictive)["wai_total"]
         values = pointwise.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
         codes = structure.inputs(held_out)["patient_id_code"]
         elpd = patient_log_predictive(values, codes)
@@ -132,7 +164,9 @@ def kfold_comparison(
     minus the baseline's and the SE of that difference, paired by patient
     (``elpd_vs_baseline``, ``se_vs_baseline``; positive: predicts new patients better); and the
     divergences of all its fold refits and their largest R-hat."""
-    reference = elpds[baseline].set_index("patient_id")["elpd"]
+    if baseline not in elpds:
+        raise ValueError(f"the baseline {baseline!r} was not cross-validated")
+    reference = elpds[baseline].set_index("patient_id")
     rows = []
     for name, table in elpds.items():
         values = table.set_index("patient_id")["elpd"]
@@ -156,9 +190,12 @@ def kfold_comparison(
             "se_vs_baseline": np.nan,
         }
         if specs[name]["likelihood"] == specs[baseline]["likelihood"]:
-            if set(values.index) != set(reference.index):
-                raise ValueError(f"{name} and {baseline} were cross-validated on other patients")
-            difference = values - reference.loc[values.index]
+            folds = table.set_index("patient_id")["fold"]
+            if set(values.index) != set(reference.index) or not folds.equals(
+                reference["fold"].loc[folds.index]
+            ):
+                raise ValueError(f"{name} and {baseline} were cross-validated on other folds")
+            difference = values - reference["elpd"].loc[values.index]
             row["elpd_vs_baseline"] = float(difference.sum())
             row["se_vs_baseline"] = float(np.sqrt(len(difference) * difference.var(ddof=0)))
         rows.append(row)

@@ -413,6 +413,7 @@ def choose_reported_models(
         ].rename(columns={"se": "loo_se", "n_high_pareto_k": "loo_n_high_pareto_k"})
         table = table.merge(loo, on="model", how="outer")
         table = table.set_index("model").loc[list(own)].reset_index()  # the config's order
+        table["likelihood"] = [specs[name]["likelihood"] for name in table["model"]]
         table.insert(0, "rater", rater)
         table["reported"] = table["model"] == model
         comparison.append(table)
@@ -494,11 +495,15 @@ def contrasts_side_by_side(all_models: pd.DataFrame, models: Sequence[str]) -> p
     return wide.drop(columns="_order")
 
 
-def missed_cells(checks: pd.DataFrame, ci_prob: float) -> int:
-    """How many rows of a predictive check miss: posterior p outside the central ``ci_prob``."""
-    tail = (1 - ci_prob) / 2
-    p = checks["posterior_p"]
-    return int(((p < tail) | (p > 1 - tail)).sum())
+def missed_cells(checks: pd.DataFrame) -> int:
+    """How many rows of a predictive check miss: the observed statistic outside the replicates'
+    interval (``replicated_low`` to ``replicated_high``). Not by the posterior p = P(replicated
+    >= observed): the statistics are shares of a few dozen totals, and an observed share of 0
+    that every replicate ties gives p = 1 without any misfit."""
+    columns = [name for name in ("observed", "observed_sd") if name in checks]
+    observed = checks[columns].bfill(axis=1).iloc[:, 0]  # the SD check's is ``observed_sd``
+    outside = (observed < checks["replicated_low"]) | (observed > checks["replicated_high"])
+    return int(outside.sum())
 
 
 def model_choice_statement(
@@ -522,11 +527,11 @@ def model_choice_statement(
     for row in choice.itertuples():
         own = totals_checks[(totals_checks["rater"] == row.rater)]
         reported_checks = own[own["model"] == row.model]
-        missed = missed_cells(reported_checks, ci_prob)
+        missed = missed_cells(reported_checks)
         text = (
-            f"{row.rater.capitalize()} rating: {row.model} is reported ({row.reason}). Its "
-            f"replicated totals miss the observed share at 7 or SD in {missed} of "
-            f"{len(reported_checks)} arm-by-month checks."
+            f"{row.rater.capitalize()} rating: {row.model} is reported ({row.reason}). The "
+            f"observed share of totals at 7 or SD falls outside its replicates' "
+            f"{ci_prob:.0%} interval in {missed} of {len(reported_checks)} arm-by-month checks."
         )
         items = (
             ordinal_checks[
@@ -542,7 +547,7 @@ def model_choice_statement(
                 "(growth.ordinal.enabled), so the ceiling at the item level is not checked."
             )
             continue
-        ordinal_missed = missed_cells(items, ci_prob)
+        ordinal_missed = missed_cells(items)
         contrasts = all_models[
             (all_models["rater"] == row.rater) & (all_models["estimand"] != "marginal_mean")
         ]
@@ -550,6 +555,9 @@ def model_choice_statement(
         paired = contrasts[contrasts["model"] == row.model].merge(
             contrasts[contrasts["model"] == ORDINAL_MODEL], on=key, suffixes=("", "_ordinal")
         )
+        if paired.empty:
+            sentences.append(f"{text} The item-level ordinal model's contrasts are missing.")
+            continue
         largest = float((paired["mean"] - paired["mean_ordinal"]).abs().max())
 
         def excludes_zero(low, high):
@@ -562,12 +570,14 @@ def model_choice_statement(
             ).sum()
         )
         text += (
-            f" The item-level ordinal model misses {ordinal_missed} of {len(items)} of the same "
-            f"checks of the totals; its contrasts differ from {row.model}'s by at most "
+            f" For the item-level ordinal model it falls outside in {ordinal_missed} of "
+            f"{len(items)} of the same checks; its contrasts differ from {row.model}'s by at most "
             f"{largest:.2f} WAI points, and {changed} of {len(paired)} change whether their "
             f"{ci_prob:.0%} interval excludes 0."
         )
-        if ordinal_missed < missed or changed:
+        # Rates, not counts: the ordinal model has no SD check where a cell has one total.
+        better_fit = ordinal_missed / len(items) < missed / max(len(reported_checks), 1)
+        if better_fit or changed:
             text += (
                 f" The item-level model reproduces the totals better or changes a contrast's "
                 f"verdict: read its contrasts beside {row.model}'s (side by side below) before "
