@@ -429,7 +429,8 @@ def test_the_report_says_which_model_is_reported_and_why_from_the_comparisons():
     outside the replicates' interval (an observed share of 0 that every replicate ties is not a
     miss), and, when the ordinal model was fitted, its own on the same checks and how far its
     contrasts are from the reported model's; it points the reader to the item-level model only
-    when that model reproduces the totals better or changes a contrast's verdict."""
+    when that model reproduces the totals clearly better (by two checks or more) or changes a
+    contrast's verdict."""
     from alliance.growth import model_choice_statement
 
     choice = pd.DataFrame(
@@ -468,3 +469,11 @@ def test_the_report_says_which_model_is_reported_and_why_from_the_comparisons():
     (same,) = model_choice_statement(choice, totals, worse, agreeing, 0.95)
     assert "outside in 2 of 2" in same and "0 of 2 change whether" in same
     assert "so the simpler model of the totals, linear, is reported" in same
+    # One miss against none is chance; three against none is not.
+    (chance,) = model_choice_statement(choice, totals, ordinal, agreeing, 0.95)
+    assert "so the simpler model of the totals, linear, is reported" in chance
+    misfit = totals.assign(
+        observed=[0.5, 0.3, np.nan, 0.5], observed_sd=[np.nan, np.nan, 2.0, np.nan]
+    )
+    (clear,) = model_choice_statement(choice, misfit, ordinal, agreeing, 0.95)
+    assert "in 3 of 3 arm-by-month checks" in clear and "read its contrasts beside" in clear
