@@ -191,6 +191,11 @@ CONFIG_EDITS = {
         {"fit_growth", "check_growth", "summarise_model", "render_report"},
         FITS - {"fit_growth"} | {"clean_data", "check_agreement", "check_association"},
     ),
+    "the cross-validation folds": (
+        {"growth": {"cross_validation": {"folds": 2}}},
+        {"cross_validate_growth", "summarise_growth", "render_report"},
+        FITS | CHECK_RULES | {"summarise_model"},
+    ),
     "the truth-and-bias priors": (
         {"truth_and_bias": {"priors": {"bias": {"sigma": 0.8}}}},
         {"fit_truth_and_bias", "check_truth_and_bias", "summarise_agreement"},
