@@ -57,9 +57,20 @@ SCENARIOS = {
 OTHER_SEED = {"heavy_monotone_dropout_large": 777}
 # These runs test that every step works on awkward data, not convergence (the default run's
 # convergence is benchmarked over seeds): a smaller MCMC still, no thinning, no extra draws.
+# (This config file replaces the CI config rather than merging over it, so it repeats the CI
+# config's small cross-validation.)
 SMALL_MCMC = {
     "sampling": {"draws": 100, "tune": 200, "max_draws": 100},
-    "growth": {"thin": 1},
+    "growth": {
+        "thin": 1,
+        "cross_validation": {
+            "folds": 3,
+            "chains": 1,
+            "draws": 100,
+            "tune": 200,
+            "models": ["linear", "linear_arm_sd"],
+        },
+    },  # fmt: skip
     "agreement": {"draws_multiplier": 1},
 }
 CONTRACT_ROWS = 2 * (6 + 3 + 1) + 2 * 3 + (5 + 4)  # aims a, b, c
