@@ -58,9 +58,9 @@ OTHER_SEED = {"heavy_monotone_dropout_large": 777}
 # These runs test that every step works on awkward data, not convergence (the default run's
 # convergence is benchmarked over seeds): a smaller MCMC still, no thinning, no extra draws.
 # (This config file replaces the CI config rather than merging over it, so it repeats the CI
-# config's small cross-validation.)
+# config's two chains and small cross-validation.)
 SMALL_MCMC = {
-    "sampling": {"draws": 100, "tune": 200, "max_draws": 100},
+    "sampling": {"chains": 2, "draws": 100, "tune": 200, "max_draws": 100},
     "growth": {
         "thin": 1,
         "cross_validation": {
