@@ -132,11 +132,12 @@ def kfold_growth(
             "fold_max_rhat": float(az.rhat(posterior).to_array().max()),
             "fold_divergences": int(tree["sample_stats"]["diverging"].sum()),
         }
+        held_out_inputs = structure.inputs(held_out)
         with compiled.model:
-            pm.set_data(structure.inputs(held_out))
+            pm.set_data(held_out_inputs)
         pointwise = pointwise_log_likelihood(compiled.model, predictive)["wai_total"]
         values = pointwise.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
-        codes = structure.inputs(held_out)["patient_id_code"]
+        codes = held_out_inputs["patient_id_code"]
         elpd = patient_log_predictive(values, codes)
         counts = np.bincount(codes, minlength=len(patients))
         for code, value in zip(np.unique(codes), elpd, strict=True):
