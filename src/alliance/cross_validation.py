@@ -92,6 +92,25 @@ def patient_log_predictive(pointwise: np.ndarray, patient_codes: np.ndarray) -> 
     return logsumexp(joint, axis=0) - np.log(pointwise.shape[0])
 
 
+def compiled_growth_model(
+    data: pd.DataFrame,
+    spec: Mapping,
+    priors: Mapping,
+    upper: float,
+    patients: list,
+    therapists: list,
+    log=None,
+):
+    """The PyMC form of a growth model (:func:`alliance.refit.growth_refit_model`) compiled once,
+    its effects indexed by ``patients`` and ``therapists``: with the trial's (both raters' data
+    hold them), one compiled model cross-validates both raters. Returns (structure, compiled);
+    ``data``: one rater's growth data, for the design and the initial values."""
+    from alliance.refit import CompiledModel, growth_refit_model, growth_structure
+
+    structure = growth_structure(data, spec, priors, patients, therapists, upper)
+    return structure, CompiledModel(growth_refit_model(structure, data), log)
+
+
 def kfold_growth(
     data: pd.DataFrame,
     spec: Mapping,
@@ -101,22 +120,32 @@ def kfold_growth(
     sampling: Mapping,
     seed,
     log=None,
+    compiled=None,
 ) -> pd.DataFrame:
     """Leave-patient-out cross-validation of one growth model on one rater's growth data
     (:func:`alliance.growth.growth_data`): one row per patient with their fold, number of
     assessments and ``elpd`` (log predictive density of their assessments, jointly, from the
     fit without their fold), and the fold fit's largest R-hat and number of divergences.
-    ``seed(step)`` gives each fold's sampling seed."""
+    ``seed(step)`` gives each fold's sampling seed. ``compiled``: the model compiled once
+    (:func:`compiled_growth_model`, for several raters); by default compiled here, indexed by the
+    patients and therapists of ``data``."""
     import arviz as az
     import pymc as pm
 
-    from alliance.refit import CompiledModel, growth_refit_model, growth_structure
     from alliance.sampling import pointwise_log_likelihood
 
-    patients = sorted(data["patient_id"].unique())
-    therapists = sorted(data["therapist_id"].unique())
-    structure = growth_structure(data, spec, priors, patients, therapists, upper)
-    compiled = CompiledModel(growth_refit_model(structure, data), log)
+    if compiled is None:
+        compiled = compiled_growth_model(
+            data,
+            spec,
+            priors,
+            upper,
+            sorted(data["patient_id"].unique()),
+            sorted(data["therapist_id"].unique()),
+            log,
+        )
+    structure, compiled = compiled
+    patients = structure.patients
     fold_of = data["patient_id"].map(folds)
     if fold_of.isna().any():
         raise ValueError("a patient of the data has no fold")

@@ -83,6 +83,16 @@ class CompiledModel:
         return thinned(tree, thin)
 
 
+def trial_levels(alliance: pd.DataFrame) -> dict[str, list]:
+    """A trial's randomised patients and therapists (sorted; ``alliance``: the analysis table,
+    a row per patient, rater and month): the levels of a refitted model's group effects, the
+    same for both raters."""
+    return {
+        "patients": sorted(alliance["patient_id"].unique()),
+        "therapists": sorted(alliance["therapist_id"].unique()),
+    }
+
+
 def codes(values: pd.Series, levels: Sequence) -> np.ndarray:
     """Each value's position in ``levels``; an error for a value not among them."""
     index = pd.Index(list(levels)).get_indexer(values)

@@ -167,15 +167,6 @@ class RefitModel:
         return self.labels["label"]
 
 
-def trial_levels(alliance: pd.DataFrame) -> dict[str, list]:
-    """A trial's randomised patients and therapists (sorted): the levels of a refitted model's
-    group effects."""
-    return {
-        "patients": sorted(alliance["patient_id"].unique()),
-        "therapists": sorted(alliance["therapist_id"].unique()),
-    }
-
-
 def refit_model(
     name: str,
     tables: Mapping[str, pd.DataFrame],
@@ -204,7 +195,7 @@ def refit_model(
         build_association_model,
     )
     from alliance.growth import growth_data, growth_estimands
-    from alliance.refit import growth_refit_model, growth_structure
+    from alliance.refit import growth_refit_model, growth_structure, trial_levels
     from alliance.sampling import sample_bambi_prior, sample_pymc_prior
 
     instrument = settings["instrument"]
@@ -301,7 +292,7 @@ class ReportedModels:
         as :func:`reported_rows` and :func:`convergence_rows` read them. ``seed(*step)``: the
         replicate's seed function (a model's seed depends on its name only, not on the other
         models fitted)."""
-        from alliance.refit import CompiledModel
+        from alliance.refit import CompiledModel, trial_levels
         from alliance.sampling import prior_as_posterior
 
         levels = trial_levels(tables["alliance"])

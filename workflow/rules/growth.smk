@@ -79,18 +79,22 @@ rule check_growth:
         "../scripts/check_growth.py"
 
 
+# One job per model for both raters: the model is compiled once (its data are inputs).
 rule cross_validate_growth:
     input:
         alliance=rules.clean_data.output.alliance,
     output:
-        # One row per patient: fold, assessments, log predictive density when left out.
-        kfold=model_result("growth", "{rater}_{model}", "kfold.csv"),
+        # Per rater, one row per patient: fold, assessments, log predictive density when left
+        # out.
+        **{
+            f"kfold_{rater}": model_result("growth", f"{rater}_{{model}}", "kfold.csv")
+            for rater in RATERS
+        },
     log:
-        model_log("cross_validate", "growth", "{rater}_{model}")[0],
+        model_log("cross_validate", "growth", "{model}")[0],
     benchmark:
-        model_log("cross_validate", "growth", "{rater}_{model}")[1]
+        model_log("cross_validate", "growth", "{model}")[1]
     wildcard_constraints:
-        rater="|".join(RATERS),
         model="|".join(GROWTH_MODELS),
     conda:
         CONDA_ENV
@@ -162,7 +166,7 @@ rule summarise_growth:
         alliance=rules.clean_data.output.alliance,
         fits=expand(fit_file("growth", "{name}"), name=GROWTH_NAMES),
         kfold=expand(
-            rules.cross_validate_growth.output.kfold,
+            model_result("growth", "{rater}_{model}", "kfold.csv"),
             rater=RATERS,
             model=CROSS_VALIDATED_MODELS,
         ),

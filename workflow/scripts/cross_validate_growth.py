@@ -1,5 +1,6 @@
-"""Snakemake adapter: leave-patient-out K-fold cross-validation of one growth model for one rater
-(alliance.cross_validation); writes each patient's fold and log predictive density."""
+"""Snakemake adapter: leave-patient-out K-fold cross-validation of one growth model for each rater
+(alliance.cross_validation), the model compiled once for both; writes each patient's fold and log
+predictive density, one file per rater."""
 
 from alliance.runtime import start_job
 
@@ -8,29 +9,43 @@ log = start_job(smk)
 
 import pandas as pd
 
-from alliance.cross_validation import kfold_growth, patient_folds
+from alliance.cross_validation import compiled_growth_model, kfold_growth, patient_folds
+from alliance.design import RATERS
 from alliance.growth import growth_data
+from alliance.refit import trial_levels
 from alliance.seeds import derive_seed, job_seeds
 
 settings = smk.params.cross_validation
 instrument = smk.params.instrument
-data = growth_data(pd.read_csv(smk.input.alliance), smk.wildcards.rater, instrument)
-# The same folds for every model of a rater (the seed does not depend on the model), so that
-# the models' predictive densities pair patient by patient.
-folds = patient_folds(
-    data, settings["folds"], derive_seed(smk.params.seed, "folds", smk.wildcards.rater)
-)
-table = kfold_growth(
-    data,
-    smk.params.spec,
-    smk.params.priors,
-    float(instrument["response_max"]),
-    folds,
-    {**settings, "target_accept": smk.params.target_accept},
-    job_seeds(smk.params.seed, smk.rule, smk.wildcards),
-    log,
-)
-table.to_csv(smk.output.kfold, index=False)
-log.info(
-    "ELPD (%d folds): %.1f over %d patients", settings["folds"], table["elpd"].sum(), len(table)
-)
+upper = float(instrument["response_max"])
+alliance = pd.read_csv(smk.input.alliance)
+compiled = None
+for rater in RATERS:
+    data = growth_data(alliance, rater, instrument)
+    if compiled is None:  # indexed by the trial's patients and therapists: serves both raters
+        compiled = compiled_growth_model(
+            data, smk.params.spec, smk.params.priors, upper, **trial_levels(alliance), log=log
+        )
+    # The same folds for every model of a rater (the seed does not depend on the model), so that
+    # the models' predictive densities pair patient by patient.
+    folds = patient_folds(data, settings["folds"], derive_seed(smk.params.seed, "folds", rater))
+    table = kfold_growth(
+        data,
+        smk.params.spec,
+        smk.params.priors,
+        upper,
+        folds,
+        {**settings, "target_accept": smk.params.target_accept},
+        # Each rater's seeds as when each rater had its own job.
+        job_seeds(smk.params.seed, smk.rule, {"rater": rater, "model": smk.wildcards.model}),
+        log,
+        compiled=compiled,
+    )
+    table.to_csv(smk.output[f"kfold_{rater}"], index=False)
+    log.info(
+        "%s rating: ELPD (%d folds) %.1f over %d patients",
+        rater,
+        settings["folds"],
+        table["elpd"].sum(),
+        len(table),
+    )
