@@ -130,3 +130,73 @@ def test_codes_refuse_a_level_the_compiled_model_does_not_have():
     assert codes(np.array(["b", "a"]), ["a", "b"]).tolist() == [1, 0]
     with pytest.raises(ValueError, match="outside the compiled model's levels: c"):
         codes(np.array(["a", "c"]), ["a", "b"])
+
+
+def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fits_layout(
+    config, trials, monkeypatch
+):
+    """The fit job of a growth model compiles it once for both raters; each rater's tree has
+    what a Bambi fit gives the check jobs: group effects (offset x SD, indexed by every
+    randomised patient), no offsets, and the log-likelihood, replicates and observed totals of
+    that rater's assessments, on ``__obs__``. The log-likelihood is the Gaussian density of each
+    total at each draw's mean (fixed part plus the patient's and therapist's effects)."""
+    from scipy import stats
+
+    import alliance.refit
+    from alliance.model_fits import fit_growth_models, fit_settings
+    from alliance.seeds import job_seeds
+
+    compiled = []
+    original = alliance.refit.CompiledModel
+
+    class Counting(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            compiled.append(self)
+
+    monkeypatch.setattr(alliance.refit, "CompiledModel", Counting)
+    first, _, levels = trials
+    settings = fit_settings(config, "growth")
+    small = {"chains": 2, "draws": 100, "tune": 200, "thin": 1, "max_draws": 100}
+    settings = {**settings, "sampling": {**settings["sampling"], **small}, "prior_draws": 50}
+    spec = config["growth"]["models"]["linear"]
+    seeds = {
+        rater: job_seeds(1, "fit_growth", {"rater": rater}) for rater in ("patient", "therapist")
+    }
+    fits = fit_growth_models(first["alliance"], "linear", spec, settings, seeds)
+
+    assert len(compiled) == 1 and compiled[0].fits == 2
+    for rater, (tree, labels) in fits.items():
+        assert labels["rater"] == rater and labels["label"] == f"growth_{rater}_linear"
+        data = growth_data(first["alliance"], rater, config["instrument"])
+        posterior = tree["posterior"].to_dataset()
+        assert not [name for name in posterior.data_vars if name.endswith("_offset")]
+        effects = posterior["1|patient_id"]
+        assert list(effects["patient_id__factor_dim"].values) == [
+            str(patient) for patient in levels["patients"]
+        ]
+        observed = tree["observed_data"]["wai_total"].to_numpy()
+        np.testing.assert_array_equal(observed, data["wai_total"].to_numpy())
+        assert tree["log_likelihood"]["wai_total"].dims == ("chain", "draw", "__obs__")
+        assert tree["posterior_predictive"]["wai_total"].sizes["__obs__"] == len(data)
+        draw = posterior.isel(chain=1, draw=7)
+        patient = codes(data["patient_id"], levels["patients"])
+        therapist = codes(data["therapist_id"], levels["therapists"])
+        ptau = (data["arm"].astype(str) == "ptau").to_numpy(dtype=float)  # digital: reference
+        time = data["time"].to_numpy()
+        mean = (
+            float(draw["Intercept"])
+            + float(draw["arm"].squeeze()) * ptau
+            + float(draw["time"]) * time
+            + float(draw["arm:time"].squeeze()) * ptau * time
+            + draw["1|patient_id"].to_numpy()[patient]
+            + draw["time|patient_id"].to_numpy()[patient] * time
+            + draw["1|therapist_id"].to_numpy()[therapist]
+        )
+        expected = stats.norm.logpdf(observed, mean, float(draw["sigma"]))
+        stored = tree["log_likelihood"]["wai_total"].isel(chain=1, draw=7).to_numpy()
+        np.testing.assert_allclose(stored, expected, rtol=1e-8)
+    assert not np.array_equal(
+        fits["patient"][0]["observed_data"]["wai_total"].to_numpy()[:20],
+        fits["therapist"][0]["observed_data"]["wai_total"].to_numpy()[:20],
+    )

@@ -1,7 +1,7 @@
 """Interrupted runs resume: after Ctrl-C, SIGINT or SIGTERM to Snakemake, or a killed job, the same
 plain command refits nothing that finished and redoes what was left incomplete.
 
-Each case runs two growth fits one after the other at a tiny MCMC size (``--cores 1``) in a copy
+Each case runs two growth fit jobs one after the other at a tiny MCMC size (``--cores 1``) in a copy
 of the workflow, interrupts the run once the first fit is done and the second is running, and
 runs the same command again.
 """
@@ -24,8 +24,9 @@ from conftest import make_workspace
 
 from alliance.settings import PROJECT_DIR, SCHEMA_FILE
 
-FIRST, SECOND = "models/growth/patient_linear.nc", "models/growth/therapist_linear.nc"
-SECOND_LOG = "logs/fit/growth/therapist_linear.log"  # written when the second fit's job starts
+# Two growth models' jobs (each fits both raters), `linear` first (alliance's fit_priority).
+FIRST, SECOND = "models/growth/patient_linear.nc", "models/growth/patient_monthly.nc"
+SECOND_LOG = "logs/fit/growth/monthly.log"  # written when the second fit's job starts
 
 
 def tiny_config(folder: Path) -> Path:

@@ -54,43 +54,67 @@ def _fit(model, estimands_of, prior, settings: Mapping, seed: Seed, label: str, 
     )
 
 
-def fit_growth_model(
+def fit_growth_models(
     alliance: pd.DataFrame,
-    rater: str,
     name: str,
     spec: Mapping,
     settings: Mapping,
-    seed: Seed,
+    seeds: Mapping[str, Seed],
     log=None,
-    cores: int = 1,
-):
-    """Aim (a): growth model ``name`` (config ``growth.models``) of one rater's WAI totals."""
-    from alliance.growth import (
-        attach_groups,
-        build_growth_model,
-        growth_data,
-        growth_estimands,
-    )
+) -> dict:
+    """Aim (a): growth model ``name`` (config ``growth.models``) of each rater's WAI totals, the
+    model compiled once for both raters; ``seeds``: each rater's seed function. Returns
+    rater -> (tree, labels).
+
+    Each rater's model is built with Bambi (its formula, priors, prior draws and predictions),
+    and sampled in its PyMC form (:func:`alliance.refit.growth_refit_model`: the same log density,
+    a test) with the data as inputs, so that one compilation serves both raters and every
+    attempt of the safety net. Its group effects are indexed by the trial's randomised patients
+    and therapists, the same for both raters: a patient without a rating by one rater has effects
+    drawn from their prior in that rater's fit, which leaves the other parameters' posterior
+    unchanged.
+    """
+    from alliance.growth import attach_groups, growth_data, growth_estimands
+    from alliance.refit import CompiledModel, growth_refit_model, growth_structure, trial_levels
 
     instrument = settings["instrument"]
-    data = growth_data(alliance, rater, instrument)
-    model = build_growth_model(data, spec, settings["priors"])
-    if log is not None:
-        log.info("fitting %s for the %s rating (%d assessments): %s", name, rater, len(data), model)
-    label = f"growth_{rater}_{name}"
-    idata = _fit(
-        model,
-        lambda fit: growth_estimands(model, fit, spec, instrument),
-        sample_bambi_prior(model, settings["prior_draws"], seed("prior")),
-        settings,
-        seed,
-        label,
-        log,
-        cores=cores,
-    )
-    attach_groups(idata, data)
-    labels = {"aim": "a", "model": name, "rater": rater, "label": label}
-    return idata, {**labels, "formula": spec["formula"]}
+    levels = trial_levels(alliance)
+    compiled = None
+    fits = {}
+    for rater in RATERS:
+        data = growth_data(alliance, rater, instrument)
+        structure = growth_structure(
+            data, spec, settings["priors"], **levels, upper=instrument["response_max"]
+        )
+        if compiled is None:
+            compiled = CompiledModel(growth_refit_model(structure, data), log)
+        if log is not None:
+            log.info(
+                "fitting %s for the %s rating (%d assessments): %s",
+                name,
+                rater,
+                len(data),
+                structure.reference,
+            )
+        label = f"growth_{rater}_{name}"
+        seed = seeds[rater]
+        idata = _fit(
+            structure.reference,
+            lambda fit, structure=structure: growth_estimands(
+                structure.reference, fit, spec, instrument
+            ),
+            sample_bambi_prior(structure.reference, settings["prior_draws"], seed("prior")),
+            settings,
+            seed,
+            label,
+            log,
+            compiled=compiled,
+            inputs=structure.inputs(data),
+        )
+        attach_groups(idata, data)
+        labels = {"aim": "a", "model": name, "rater": rater, "label": label}
+        fits[rater] = (idata, {**labels, "formula": spec["formula"]})
+    return fits
 
 
 def ordinal_fit_settings(config: Mapping) -> dict:

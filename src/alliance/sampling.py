@@ -32,12 +32,14 @@ def check_sampler(name: str) -> str:
     return name
 
 
-def announce_sampling(log, sampling: Mapping, cores: int) -> float:
-    """Tell the user what is about to be sampled; returns the start time."""
+def announce_sampling(log, sampling: Mapping, cores: int, compiled: bool = False) -> float:
+    """Tell the user what is about to be sampled (``compiled``: by a model compiled before);
+    returns the start time."""
     if log is not None:
         thin = int(sampling.get("thin", 1))
         log.info(
-            "compiling, then sampling %d chains x (%d warm-up + %d draws%s) with %s, %d at a time",
+            "%s %d chains x (%d warm-up + %d draws%s) with %s, %d at a time",
+            "sampling" if compiled else "compiling, then sampling",
             sampling["chains"],
             sampling["tune"],
             sampling["draws"] * thin,
@@ -48,13 +50,15 @@ def announce_sampling(log, sampling: Mapping, cores: int) -> float:
     return time.perf_counter()
 
 
-def announce_sampled(log, idata, start: float) -> None:
-    """Tell the user how long compiling and sampling took and how many transitions diverged."""
+def announce_sampled(log, idata, start: float, what: str = "compiled and sampled") -> None:
+    """Tell the user how long compiling and sampling (``what``) took and how many transitions
+    diverged (workflow/benchmarks/full_run.py reads these lines)."""
     if log is not None:
         stats = idata["sample_stats"]
         divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
         log.info(
-            "compiled and sampled in %.0f s; %d divergent transitions",
+            "%s in %.1f s; %d divergent transitions",
+            what,
             time.perf_counter() - start,
             divergences,
         )
@@ -137,6 +141,40 @@ def sample_pymc(
     idata = thinned(idata, thin)
     if log_likelihood:
         idata["log_likelihood"] = pointwise_log_likelihood(model, idata["posterior"].to_dataset())
+    return idata
+
+
+def fit_compiled(
+    compiled, inputs: Mapping, sampling: Mapping, seed: int, predictive_seed: int, log=None
+):
+    """Sample a compiled growth model (:func:`alliance.refit.growth_refit_model`) on ``inputs``
+    into the tree a Bambi fit of the same data gives (:func:`fit_bambi`): the posterior with the
+    group effects (offset x SD, Bambi's names) instead of their offsets, the pointwise
+    log-likelihood, posterior predictive draws and the observed totals, on Bambi's observation
+    dimension ``__obs__``. The model's data are set to ``inputs`` (for the draws after
+    sampling)."""
+    import pymc as pm
+    import xarray as xr
+
+    start = announce_sampling(log, sampling, 1, compiled=True)
+    idata = compiled.fit(inputs, sampling, seed)
+    announce_sampled(log, idata, start, "sampled (compiled once before)")
+    with compiled.model:
+        pm.set_data(compiled.used(inputs))
+    model = compiled.model
+    posterior = idata["posterior"].to_dataset()
+    (response,) = model.observed_RVs
+    on_obs = {f"{response.name}_dim_0": "__obs__"}
+    idata["log_likelihood"] = pointwise_log_likelihood(model, posterior).rename(on_obs)
+    replicated = posterior_predictive(model, posterior, predictive_seed, [response.name])
+    idata["posterior_predictive"] = replicated.rename(on_obs)
+    observed = model.rvs_to_values[response].get_value()
+    idata["observed_data"] = xr.Dataset({response.name: ("__obs__", observed)})
+    effects = {}
+    for name in [name for name in posterior.data_vars if name.endswith("_offset")]:
+        term = name.removesuffix("_offset")
+        effects[term] = posterior[name] * posterior[f"{term}_sigma"]
+    idata["posterior"] = posterior.drop_vars([f"{term}_offset" for term in effects]).assign(effects)
     return idata
 
 
@@ -230,6 +268,8 @@ def fit_with_safety_net(
     predicted=(),
     log_likelihood: bool = True,
     predictive_draws: int | None = None,
+    compiled=None,
+    inputs=None,
 ):
     """Fit a model the way every fit job does, into the tree its NetCDF file holds.
 
@@ -245,6 +285,9 @@ def fit_with_safety_net(
     for model comparison). ``estimands_of(tree)``: the dataset of reported
     quantities computed from a tree's ``posterior`` group. ``seed(*step)``: the job's seed of a
     step (:func:`alliance.seeds.job_seeds`). ``label``: the model's name in the convergence table.
+    ``compiled``: the model's PyMC form compiled once (:class:`alliance.refit.CompiledModel`),
+    sampled on ``inputs`` (its data) by :func:`fit_compiled`; ``model`` (the Bambi model of the
+    same data) then gives the priors.
     """
     from alliance.diagnostics import fit_checks
     from alliance.sensitivity import add_log_prior
@@ -254,6 +297,10 @@ def fit_with_safety_net(
 
     def sample(settings, attempt):
         extension = (attempt,) if attempt else ()
+        if compiled is not None:
+            return fit_compiled(
+                compiled, inputs, settings, seed("fit", *extension), seed("ppc", *extension), log
+            )
         if is_bambi:
             return fit_bambi(
                 model,
@@ -278,7 +325,7 @@ def fit_with_safety_net(
 
     idata = sample_until_converged(sample, checks, sampling, log)
     add_log_prior(idata, model.backend.model if is_bambi else model)
-    if predicted and not is_bambi:
+    if predicted and not is_bambi and compiled is None:
         posterior = idata["posterior"].to_dataset()
         if predictive_draws:
             step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // predictive_draws)

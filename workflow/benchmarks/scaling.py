@@ -150,7 +150,7 @@ def main() -> None:
         from alliance.runtime import isolate_caches
 
         isolate_caches(PROJECT_DIR, "benchmark_scaling")  # PYTENSOR_FLAGS set by the parent
-        print(json.dumps(measure_one(job["model"], job["patients"], job["sampling"])))
+        print(json.dumps(measure_one(job["model"], job["patients"], job["sampling"]), default=int))
         return
     sampling = {"chains": args.chains, "draws": args.draws, "tune": args.tune}
     table = scaling_table(args.patients, sampling)

@@ -46,7 +46,7 @@ def compiled_per_fit(settings, tables, seed) -> float:
     from alliance.model_fits import (
         fit_agreement_model,
         fit_association_model,
-        fit_growth_model,
+        fit_growth_models,
         fit_settings,
     )
 
@@ -54,8 +54,9 @@ def compiled_per_fit(settings, tables, seed) -> float:
     spec = settings["growth"]["models"][name]
     alliance, covariates = tables["alliance"], tables["digital_covariates"]
     start = time.perf_counter()
+    seeds = dict.fromkeys(RATERS, seed)
+    fit_growth_models(alliance, name, spec, fit_settings(settings, "growth"), seeds)
     for rater in RATERS:
-        fit_growth_model(alliance, rater, name, spec, fit_settings(settings, "growth"), seed)
         fit_association_model(
             alliance, covariates, rater, "pooled", fit_settings(settings, "association"), seed
         )

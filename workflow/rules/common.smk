@@ -156,11 +156,11 @@ def input_data_files(wildcards):
 def fit_priority(fit, rater=None, model=None):
     """Start order of the model fits (Snakemake priority; higher starts first).
 
-    A fit compiles its model into numba kernels kept in a cache that every job shares, so the same
-    model fitted later for the other rater reuses most of them. The patient-rating fits start
-    first, longest first (agreement, association, censored growth, the other growth models), then
-    the truth-and-bias model, then the therapist-rating fits: two fits of one structure never
-    compile the same kernels side by side.
+    A fit compiles its model into numba kernels kept in a cache that every job shares, so a
+    model of the same structure fitted later reuses some of them. The patient-rating fits start
+    first, longest first (agreement, association, then the growth models, each for both raters,
+    censored first), then the truth-and-bias model, then the therapist-rating fits: two fits of
+    one structure never compile the same kernels side by side.
     """
     if fit == "agreement":
         return 100
@@ -176,7 +176,7 @@ def fit_priority(fit, rater=None, model=None):
         key=lambda name: config["growth"]["models"][name]["likelihood"]
         != "censored_gaussian",
     )
-    return (80 if first else 30) - censored_first.index(model)
+    return 80 - censored_first.index(model)
 
 
 def growth_model_spec(wildcards):

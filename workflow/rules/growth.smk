@@ -2,19 +2,19 @@
 # entry (growth.models), each fitted, checked and summarised (layout: common.smk).
 
 
+# One job per model for both raters: the model is compiled once (its data are inputs).
 rule fit_growth:
     input:
         alliance=rules.clean_data.output.alliance,
     output:
-        fit=fit_file("growth", "{rater}_{model}"),
+        **{f"fit_{rater}": fit_file("growth", f"{rater}_{{model}}") for rater in RATERS},
     log:
-        model_log("fit", "growth", "{rater}_{model}")[0],
+        model_log("fit", "growth", "{model}")[0],
     benchmark:
-        model_log("fit", "growth", "{rater}_{model}")[1]
+        model_log("fit", "growth", "{model}")[1]
     wildcard_constraints:
-        rater="|".join(RATERS),
         model="|".join(GROWTH_MODELS),
-    priority: lambda wildcards: fit_priority("growth", wildcards.rater, wildcards.model)
+    priority: lambda wildcards: fit_priority("growth", model=wildcards.model)
     conda:
         CONDA_ENV
     # Chains sampled one after another: most of a fit is compilation, so two fits side by
@@ -23,13 +23,14 @@ rule fit_growth:
     params:
         **fit_params("growth"),
         spec=growth_model_spec,
+        raters=RATERS,
     script:
         "../scripts/fit_growth.py"
 
 
 rule check_growth:
     input:
-        fit=rules.fit_growth.output.fit,
+        fit=fit_file("growth", "{rater}_{model}"),
     output:
         diagnostics=model_result("growth", "{rater}_{model}", "diagnostics.csv"),
         sensitivity=model_result("growth", "{rater}_{model}", "prior_sensitivity.csv"),
