@@ -188,3 +188,24 @@ def test_models_cross_validated_on_other_folds_are_not_compared():
         kfold_comparison({"linear": base, "monthly": other}, specs, "linear")
     with pytest.raises(ValueError, match="baseline 'linear' was not cross-validated"):
         kfold_comparison({"monthly": base}, specs, "linear")
+
+
+def test_by_default_only_the_models_the_choice_needs_are_cross_validated(config):
+    """An empty ``growth.cross_validation.models`` cross-validates the reported model and its
+    alternatives (each once, in that order); a list is taken as it is."""
+    from alliance.growth import cross_validated_models
+
+    growth = {
+        **config["growth"],
+        "reported_model": "linear",
+        "reported_alternatives": ["linear_arm_sd", "linear_arm_sd"],
+        "cross_validation": {**config["growth"]["cross_validation"], "models": []},
+    }
+    assert cross_validated_models(growth) == ["linear", "linear_arm_sd"]
+    assert cross_validated_models({**growth, "reported_alternatives": []}) == ["linear"]
+    listed = {**growth["cross_validation"], "models": ["monthly", "linear", "linear_arm_sd"]}
+    assert cross_validated_models({**growth, "cross_validation": listed}) == [
+        "monthly",
+        "linear",
+        "linear_arm_sd",
+    ]

@@ -241,7 +241,7 @@ def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
                 f" {', '.join(m for m in comparable if m != reported) or 'none'}."
             )
     validated = growth.get("cross_validation", {}).get("models") or models
-    needed = [reported, *growth.get("reported_alternatives", [])]
+    needed = [reported, *growth.get("reported_alternatives", [])]  # (empty list: these only)
     for name in validated:
         if name not in models:
             return (

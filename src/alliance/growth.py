@@ -381,6 +381,15 @@ def growth_estimands(model, idata, spec: Mapping, instrument: Mapping) -> xr.Dat
     return xr.Dataset(growth_contrasts(marginal_means(model, idata, spec, instrument)))
 
 
+def cross_validated_models(growth: Mapping) -> list[str]:
+    """The growth models cross-validated (config section ``growth``): those listed under
+    ``cross_validation.models``, or, when none are, those the model choice needs (the reported
+    model and its alternatives)."""
+    listed = list(growth["cross_validation"]["models"])
+    needed = [growth["reported_model"], *growth["reported_alternatives"]]
+    return listed or list(dict.fromkeys(needed))
+
+
 def choose_reported_models(
     fits: Sequence,
     kfolds: Mapping[tuple[str, str], pd.DataFrame],

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from alliance import config_checks, interruptions
 from alliance.design import RATERS
 from alliance.diagnostics import convergence_settings
+from alliance.growth import cross_validated_models
 from alliance.model_fits import fit_settings, ordinal_fit_settings
 from alliance.validation import scenario_config as validation_scenario_config
 from alliance.validation import scenario_models as validation_scenario_models
@@ -81,8 +82,9 @@ def model_log(stage, family, name):
 # The models of each family (names may hold wildcards).
 GROWTH_MODELS = list(config["growth"]["models"])
 GROWTH_NAMES = expand("{rater}_{model}", rater=RATERS, model=GROWTH_MODELS)
-#: The growth models cross-validated for the model choice (growth.cross_validation.models).
-CROSS_VALIDATED_MODELS = config["growth"]["cross_validation"]["models"] or GROWTH_MODELS
+#: The growth models cross-validated (growth.cross_validation.models; by default those the model
+#: choice needs).
+CROSS_VALIDATED_MODELS = cross_validated_models(config["growth"])
 #: The item-level ordinal growth model of each rater (growth.ordinal), when enabled: its
 #: estimand rows join the totals models' in the all-models table.
 ORDINAL_MODEL = "ordinal_items"
