@@ -28,6 +28,7 @@ it is compared only with its own kind, as with LOO.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -152,7 +153,9 @@ def kfold_growth(
     rows = []
     for fold in sorted(fold_of.unique()):
         training, held_out = data[fold_of != fold], data[fold_of == fold]
+        start = time.perf_counter()
         tree = compiled.fit(structure.inputs(training), sampling, seed(f"fold{int(fold)}"))
+        sampled = time.perf_counter() - start
         posterior = tree["posterior"].to_dataset()
         left_out = sorted(held_out["patient_id"].unique())
         effects_rng = np.random.default_rng(seed(f"fold{int(fold)}-effects"))
@@ -181,7 +184,11 @@ def kfold_growth(
             )
         if log is not None:
             log.info(
-                "fold %d: %d patients left out, elpd %.1f", fold, len(np.unique(codes)), elpd.sum()
+                "fold %d: sampled in %.1f s; %d patients left out, elpd %.1f",
+                fold,
+                sampled,
+                len(np.unique(codes)),
+                elpd.sum(),
             )
     return pd.DataFrame(rows).sort_values("patient_id").reset_index(drop=True)
 
