@@ -78,3 +78,52 @@ def test_prior_draws_follow_the_prior():
     prior = sample_pymc_prior(conditional_model(), draws=4000, seed=5)["prior"]
     assert float(prior["sigma"].mean()) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
     assert float(prior["mu"].std()) == pytest.approx(1.0, abs=0.04)
+
+
+def test_a_pymc_model_is_compiled_once_for_every_attempt_of_the_safety_net(config, monkeypatch):
+    """nutpie compiles a PyMC model once per fit: the safety net's second attempt (here forced by
+    an unreachable ESS threshold) samples the same compiled model with twice the draws. The tree
+    is what ``pm.sample`` gives (observed data included), thinned, with the log-likelihood, and
+    its posterior is the conjugate normal posterior."""
+    import alliance.refit
+    from alliance.diagnostics import convergence_settings
+    from alliance.sampling import fit_with_safety_net
+    from alliance.seeds import job_seeds
+
+    created = []
+
+    class Counting(alliance.refit.CompiledModel):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(alliance.refit, "CompiledModel", Counting)
+    y = np.random.default_rng(5).normal(1.5, 1.0, 50)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0, 10)
+        pm.Normal("y", mu, 1.0, observed=y)
+    sampling = {
+        **config["sampling"],
+        **{"chains": 2, "draws": 200, "tune": 200, "thin": 2, "max_draws": 400},
+    }
+    convergence = {**convergence_settings(config["diagnostics"]), "min_ess": 10**9}
+    tree = fit_with_safety_net(
+        model,
+        lambda fit: xr.Dataset({"mu": fit["posterior"]["mu"]}),
+        sample_pymc_prior(model, 50, seed=1),
+        sampling,
+        convergence,
+        job_seeds(1, "test", {}),
+        "toy",
+        log=None,
+    )
+    assert len(created) == 1 and created[0].fits == 2
+    assert tree.attrs["extensions"] == 1 and tree.attrs["draws_per_chain"] == 400
+    assert tree["posterior"]["mu"].shape == (2, 400)  # 800 sampled per chain, every 2nd kept
+    assert tree["sample_stats"]["diverging"].shape == (2, 800)
+    np.testing.assert_array_equal(tree["observed_data"]["y"].values, y)
+    assert tree["log_likelihood"]["y"].shape == (2, 400, 50)
+    precision = len(y) + 1 / 100
+    posterior_mean, posterior_sd = y.sum() / precision, precision**-0.5
+    assert float(tree["posterior"]["mu"].mean()) == pytest.approx(posterior_mean, abs=0.05)
+    assert float(tree["posterior"]["mu"].std()) == pytest.approx(posterior_sd, rel=0.15)

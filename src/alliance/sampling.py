@@ -113,18 +113,40 @@ def add_bambi_draws(model, idata, predictive_seed=None):
 
 
 def sample_pymc(
-    model, sampling: Mapping, seed: int, log_likelihood: bool = False, cores: int = 2, log=None
+    model,
+    sampling: Mapping,
+    seed: int,
+    log_likelihood: bool = False,
+    cores: int = 2,
+    log=None,
+    compiled=None,
 ):
     """Sample a PyMC model with the configured sampler (optionally with the log-likelihood).
 
     ``cores``: chains sampled in parallel (a Snakemake job passes its ``threads``); ``log``: a
-    logger told when sampling starts and ends.
+    logger told when sampling starts and ends. ``compiled``: the model compiled by nutpie before
+    (:class:`alliance.refit.CompiledModel`, for the nutpie sampler): sampled without compiling
+    again, one chain after another, into the tree ``pm.sample`` gives.
     """
     import pymc as pm
 
     sampler = check_sampler(sampling["sampler"])
-    start = announce_sampling(log, sampling, cores)
     thin = int(sampling.get("thin", 1))
+    if compiled is not None:
+        if sampler != "nutpie":
+            raise ValueError("a model compiled by nutpie is sampled with nutpie")
+        from pymc.backends.arviz import patch_nutpie_idata
+
+        start = announce_sampling(log, sampling, 1, compiled=True)
+        idata = compiled.fit({}, sampling, seed)  # thinned
+        # The observed and constant data, as pm.sample adds them to nutpie's tree.
+        patch_nutpie_idata(idata, model, sampling_time=time.perf_counter() - start)
+        announce_sampled(log, idata, start, "sampled (compiled once before)")
+        if log_likelihood:
+            posterior = idata["posterior"].to_dataset()
+            idata["log_likelihood"] = pointwise_log_likelihood(model, posterior)
+        return idata
+    start = announce_sampling(log, sampling, cores)
     with model:
         idata = pm.sample(
             draws=sampling["draws"] * thin,
@@ -290,10 +312,16 @@ def fit_with_safety_net(
     same data) then gives the priors.
     """
     from alliance.diagnostics import fit_checks
+    from alliance.refit import CompiledModel
     from alliance.sensitivity import add_log_prior
 
     is_bambi = hasattr(model, "backend")
     judged = {}  # the last attempt's reported quantities, computed once
+    # A PyMC model sampled by nutpie is compiled once, for every attempt of the safety net.
+    if not is_bambi and compiled is None and sampling["sampler"] == "nutpie":
+        compiled_pymc = CompiledModel(model, log)
+    else:
+        compiled_pymc = None
 
     def sample(settings, attempt):
         extension = (attempt,) if attempt else ()
@@ -317,6 +345,7 @@ def fit_with_safety_net(
             log_likelihood=log_likelihood,
             cores=cores,
             log=log,
+            compiled=compiled_pymc,
         )
 
     def checks(fit):
