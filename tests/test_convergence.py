@@ -3,6 +3,7 @@ draws, up to the configured cap, and the checks it is judged by are those its ch
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 
 from alliance.diagnostics import fit_checks
@@ -127,3 +128,32 @@ def test_thinning_keeps_every_kth_draw_and_judges_the_sampler_on_all_transitions
     assert not table.loc["divergences", "passed"]
     assert table.loc["min_ebfmi", "value"] < 0.3
     assert not table.loc["min_ebfmi", "passed"]
+
+
+def test_max_rhat_is_arviz_rank_normalised_rhat_of_the_worst_element():
+    """The vectorised R-hat of the cross-validation's fold refits equals ArviZ's, element by
+    element (the worst one reported): well-mixed chains near 1, one chain shifted far above it,
+    an odd number of draws (the middle draw is dropped from the split, as ArviZ does)."""
+    import arviz as az
+
+    from alliance.diagnostics import max_rhat
+
+    rng = np.random.default_rng(3)
+    chains, draws = 4, 301
+    mixed = rng.normal(size=(chains, draws, 5))
+    shifted = rng.normal(size=(chains, draws))
+    shifted[2] += 1.0
+    skewed = rng.exponential(size=(chains, draws, 2, 3))
+    posterior = xr.Dataset(
+        {
+            "mixed": (("chain", "draw", "a"), mixed),
+            "shifted": (("chain", "draw"), shifted),
+            "skewed": (("chain", "draw", "b", "c"), skewed),
+        },
+        coords={"chain": range(chains), "draw": range(draws)},
+    )
+    reference = az.rhat(posterior)
+    for name in posterior.data_vars:
+        assert max_rhat(posterior[[name]]) == pytest.approx(float(reference[name].max()), rel=1e-10)
+    assert max_rhat(posterior) == pytest.approx(float(reference["shifted"]), rel=1e-10)
+    assert max_rhat(posterior) > 1.05 and max_rhat(posterior[["mixed"]]) < 1.02

@@ -49,17 +49,21 @@ def with_new_patient_effects(posterior, patients: list, rng: np.random.Generator
     import xarray as xr
 
     dim = "patient_id__factor_dim"
-    parts = []
-    for copy in range(copies):
-        part = posterior.copy()
-        for name, values in posterior.data_vars.items():
-            if not name.endswith("_offset") or dim not in values.dims:
-                continue
-            chosen = values[dim].isin([str(patient) for patient in patients])
-            fresh = xr.DataArray(rng.standard_normal(values.shape), dims=values.dims)
-            part[name] = values.where(~chosen, fresh.assign_coords(values.coords))
-        parts.append(part.assign_coords(draw=part["draw"] + copy * posterior.sizes["draw"]))
-    return xr.concat(parts, dim="draw")
+    draws = posterior.sizes["draw"]
+    chosen = {str(patient) for patient in patients}
+    variables = {}
+    for name, values in posterior.data_vars.items():
+        repeated = np.concatenate([values.to_numpy()] * copies, axis=values.get_axis_num("draw"))
+        if name.endswith("_offset") and dim in values.dims:
+            where = [slice(None)] * values.ndim
+            where[values.get_axis_num(dim)] = np.isin(
+                values[dim].to_numpy().astype(str), list(chosen)
+            )
+            repeated[tuple(where)] = rng.standard_normal(repeated[tuple(where)].shape)
+        variables[name] = (values.dims, repeated)
+    coords = {name: values for name, values in posterior.coords.items() if name != "draw"}
+    draw = np.concatenate([posterior["draw"].to_numpy() + copy * draws for copy in range(copies)])
+    return xr.Dataset(variables, coords={**coords, "draw": draw})
 
 
 def patient_folds(data: pd.DataFrame, k: int, seed: int) -> pd.Series:
@@ -130,9 +134,9 @@ def kfold_growth(
     ``seed(step)`` gives each fold's sampling seed. ``compiled``: the model compiled once
     (:func:`compiled_growth_model`, for several raters); by default compiled here, indexed by the
     patients and therapists of ``data``."""
-    import arviz as az
     import pymc as pm
 
+    from alliance.diagnostics import max_rhat
     from alliance.sampling import pointwise_log_likelihood
 
     if compiled is None:
@@ -161,7 +165,7 @@ def kfold_growth(
         effects_rng = np.random.default_rng(seed(f"fold{int(fold)}-effects"))
         predictive = with_new_patient_effects(posterior, left_out, effects_rng, EFFECT_DRAWS)
         fold_checks = {
-            "fold_max_rhat": float(az.rhat(posterior).to_array().max()),
+            "fold_max_rhat": max_rhat(posterior),
             "fold_divergences": int(tree["sample_stats"]["diverging"].sum()),
         }
         held_out_inputs = structure.inputs(held_out)

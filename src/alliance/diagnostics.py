@@ -33,6 +33,37 @@ def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
     return table[["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail"]]
 
 
+def max_rhat(posterior) -> float:
+    """The largest rank-normalised split R-hat (bulk or tail; Vehtari et al. 2021, as
+    ``arviz.rhat``) over every element of every variable of ``posterior`` (dims ``chain``,
+    ``draw``, ...), computed for all elements at once (ArviZ loops over them)."""
+    from scipy import stats
+
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    columns = [
+        values.transpose("chain", "draw", ...).to_numpy().reshape(chains, draws, -1)
+        for values in posterior.data_vars.values()
+    ]
+    values = np.concatenate(columns, axis=2).astype(float)  # chain x draw x element
+    half = draws // 2
+    split = np.concatenate([values[:, :half], values[:, draws - half :]], axis=0)
+
+    def z_scale(array):
+        flat = array.reshape(-1, array.shape[2])
+        ranks = stats.rankdata(flat, method="average", axis=0)
+        return stats.norm.ppf((ranks - 3 / 8) / (len(flat) - 2 * 3 / 8 + 1)).reshape(array.shape)
+
+    def rhat(array):
+        n = array.shape[1]
+        between = n * np.var(array.mean(axis=1), axis=0, ddof=1)
+        within = np.mean(np.var(array, axis=1, ddof=1), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt((between / within + n - 1) / n)
+
+    folded = np.abs(split - np.median(split.reshape(-1, split.shape[2]), axis=0))
+    return float(np.nanmax(np.maximum(rhat(z_scale(split)), rhat(z_scale(folded)))))
+
+
 def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
     """R-hat and bulk and tail ESS of every parameter (every element) in the posterior."""
     return variable_diagnostics(idata["posterior"], model_name, "parameter")
