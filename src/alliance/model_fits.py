@@ -2,7 +2,8 @@
 jobs of the workflow (``workflow/scripts/fit_*.py``) fit every model through these. The validation
 study (:mod:`alliance.validation`) refits the same models compiled once (:mod:`alliance.refit`):
 the agreement and association models from the same builders, the growth models in their PyMC form
-with the Bambi model's log density.
+with the Bambi model's log density, which the workflow's growth fits sample too (one compilation
+for both raters).
 
 Each returns the fitted tree (:func:`alliance.sampling.fit_with_safety_net`) and the labels its
 NetCDF file carries (``aim``, ``model``, ``rater``, ``label``; see

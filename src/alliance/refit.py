@@ -14,10 +14,13 @@ data set): a patient without a rating has effects drawn from their prior, which 
 posterior of every other parameter unchanged. The number of observations may differ from fit to
 fit.
 
-The growth models are Bambi models in the workflow's fits; :func:`growth_refit_model` is the same
-model written in PyMC with data inputs, with Bambi's parameter names (so the estimand code reads
-its draws unchanged). Its log density equals the Bambi model's (a test), and the validation's
-growth fits are these.
+The growth models are built with Bambi (formula, priors, prior draws, predictions);
+:func:`growth_refit_model` is the same model written in PyMC with data inputs, with Bambi's
+parameter names (so the estimand code reads its draws unchanged). Its log density equals the Bambi
+model's (a test). The validation's growth fits are these, and so are the workflow's: one fit job
+per growth model compiles it once and samples it for both raters
+(:func:`alliance.model_fits.fit_growth_models`), as does each cross-validation job for its 20
+fold refits (:mod:`alliance.cross_validation`).
 """
 
 from __future__ import annotations
