@@ -132,14 +132,18 @@ def test_codes_refuse_a_level_the_compiled_model_does_not_have():
         codes(np.array(["a", "c"]), ["a", "b"])
 
 
+@pytest.mark.parametrize("name", ["linear", "linear_censored"])
 def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fits_layout(
-    config, trials, monkeypatch
+    config, trials, monkeypatch, name
 ):
-    """The fit job of a growth model compiles it once for both raters; each rater's tree has
-    what a Bambi fit gives the check jobs: group effects (offset x SD, indexed by every
+    """The fit job of a growth model compiles it once for both raters and every attempt of the
+    safety net (here two per rater, forced by an unreachable ESS threshold); each rater's tree
+    has what a Bambi fit gives the check jobs: group effects (offset x SD, indexed by every
     randomised patient), no offsets, and the log-likelihood, replicates and observed totals of
     that rater's assessments, on ``__obs__``. The log-likelihood is the Gaussian density of each
-    total at each draw's mean (fixed part plus the patient's and therapist's effects)."""
+    total at each draw's mean (fixed part plus the patient's and therapist's effects); for the
+    censored model, a total at the ceiling has the probability of being at or above it, and no
+    replicate exceeds it."""
     from scipy import stats
 
     import alliance.refit
@@ -157,17 +161,20 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
     monkeypatch.setattr(alliance.refit, "CompiledModel", Counting)
     first, _, levels = trials
     settings = fit_settings(config, "growth")
-    small = {"chains": 2, "draws": 100, "tune": 200, "thin": 1, "max_draws": 100}
+    small = {"chains": 2, "draws": 100, "tune": 200, "thin": 1, "max_draws": 200}
     settings = {**settings, "sampling": {**settings["sampling"], **small}, "prior_draws": 50}
-    spec = config["growth"]["models"]["linear"]
+    settings["convergence"] = {**settings["convergence"], "min_ess": 10**9}
+    spec = config["growth"]["models"][name]
     seeds = {
         rater: job_seeds(1, "fit_growth", {"rater": rater}) for rater in ("patient", "therapist")
     }
-    fits = fit_growth_models(first["alliance"], "linear", spec, settings, seeds)
+    fits = fit_growth_models(first["alliance"], name, spec, settings, seeds)
 
-    assert len(compiled) == 1 and compiled[0].fits == 2
+    assert len(compiled) == 1 and compiled[0].fits == 4
+    totals_at_ceiling = 0
     for rater, (tree, labels) in fits.items():
-        assert labels["rater"] == rater and labels["label"] == f"growth_{rater}_linear"
+        assert labels["rater"] == rater and labels["label"] == f"growth_{rater}_{name}"
+        assert tree.attrs["extensions"] == 1 and tree["posterior"].sizes["draw"] == 200
         data = growth_data(first["alliance"], rater, config["instrument"])
         posterior = tree["posterior"].to_dataset()
         assert not [name for name in posterior.data_vars if name.endswith("_offset")]
@@ -193,9 +200,17 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
             + draw["time|patient_id"].to_numpy()[patient] * time
             + draw["1|therapist_id"].to_numpy()[therapist]
         )
-        expected = stats.norm.logpdf(observed, mean, float(draw["sigma"]))
+        sigma = float(draw["sigma"])
+        expected = stats.norm.logpdf(observed, mean, sigma)
+        if name == "linear_censored":
+            at_ceiling = observed >= 7.0
+            totals_at_ceiling += int(at_ceiling.sum())
+            expected[at_ceiling] = stats.norm.logsf(7.0, mean[at_ceiling], sigma)
+            assert float(tree["posterior_predictive"]["wai_total"].max()) <= 7.0
         stored = tree["log_likelihood"]["wai_total"].isel(chain=1, draw=7).to_numpy()
-        np.testing.assert_allclose(stored, expected, rtol=1e-8)
+        # (PyMC and SciPy compute the normal log-survival differently: agree to 1e-8 relative.)
+        np.testing.assert_allclose(stored, expected, rtol=1e-6)
+    assert name != "linear_censored" or totals_at_ceiling > 0
     assert not np.array_equal(
         fits["patient"][0]["observed_data"]["wai_total"].to_numpy()[:20],
         fits["therapist"][0]["observed_data"]["wai_total"].to_numpy()[:20],

@@ -112,9 +112,10 @@ def test_strict_diagnostics_fail_the_run(completed_run, tmp_path):
     assert (~table["passed"]).any()
 
 
-def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
-    """The patient-rating fit of each model starts before the therapist-rating fit of the same
-    model (which then reuses its compiled kernels); the agreement fit, the longest, first."""
+def test_the_longest_fits_start_first(tmp_path):
+    """The agreement fit first, then the patient-rating association fits and the growth models'
+    jobs (each fits both raters, compiled once; the censored one, the longest, first), then the
+    truth-and-bias model, then the therapist-rating association fits."""
     result = run_snakemake(make_workspace(tmp_path), "-n", "--forceall")
     assert result.returncode == 0, result.stderr
     priority = {}
@@ -129,12 +130,15 @@ def test_fits_of_one_structure_do_not_start_side_by_side(tmp_path):
         value = next(int(line.split(": ")[1]) for line in lines if line.startswith("priority"))
         priority[(rule, wildcards)] = value
     growth_models = len(load_config()["growth"]["models"])
-    # association (2 per rater), agreement, growth, truth-and-bias
-    assert len(priority) == 4 + 1 + 2 * growth_models + 1
+    # association (2 per rater), agreement, growth (one job per model), truth-and-bias
+    assert len(priority) == 4 + 1 + growth_models + 1
     assert max(priority, key=priority.get) == ("fit_agreement", "")
+    growth = {w: value for (rule, w), value in priority.items() if rule == "fit_growth"}
+    assert max(growth, key=growth.get) == "model=linear_censored"
     patient = [value for (_, wildcards), value in priority.items() if "rater=patient" in wildcards]
     therapist = [value for (_, w), value in priority.items() if "rater=therapist" in w]
-    assert min(patient) > priority[("fit_truth_and_bias", "")] > max(therapist)
+    assert min(patient + list(growth.values())) > priority[("fit_truth_and_bias", "")]
+    assert priority[("fit_truth_and_bias", "")] > max(therapist)
 
 
 FIT_RULES = ("fit_growth", "fit_agreement", "fit_association", "fit_truth_and_bias")

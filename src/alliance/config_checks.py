@@ -240,8 +240,9 @@ def reported_model_problem(growth: Mapping[str, Any]) -> str | None:
                 f" under growth.models with the reported model's likelihood ({likelihood}):"
                 f" {', '.join(m for m in comparable if m != reported) or 'none'}."
             )
+    # An empty list cross-validates exactly the needed models (growth.cross_validated_models).
     validated = growth.get("cross_validation", {}).get("models") or models
-    needed = [reported, *growth.get("reported_alternatives", [])]  # (empty list: these only)
+    needed = [reported, *growth.get("reported_alternatives", [])]
     for name in validated:
         if name not in models:
             return (

@@ -73,13 +73,15 @@ def fit_growth_models(
     attempt of the safety net. Its group effects are indexed by the trial's randomised patients
     and therapists, the same for both raters: a patient without a rating by one rater has effects
     drawn from their prior in that rater's fit, which leaves the other parameters' posterior
-    unchanged.
+    unchanged. With a sampler other than nutpie (``sampling.sampler``) each rater's Bambi model
+    is fitted by Bambi, compiled for each fit.
     """
     from alliance.growth import attach_groups, growth_data, growth_estimands
     from alliance.refit import CompiledModel, growth_refit_model, growth_structure, trial_levels
 
     instrument = settings["instrument"]
     levels = trial_levels(alliance)
+    by_nutpie = settings["sampling"]["sampler"] == "nutpie"
     compiled = None
     fits = {}
     for rater in RATERS:
@@ -87,7 +89,8 @@ def fit_growth_models(
         structure = growth_structure(
             data, spec, settings["priors"], **levels, upper=instrument["response_max"]
         )
-        if compiled is None:
+
+        if compiled is None and by_nutpie:
             compiled = CompiledModel(growth_refit_model(structure, data), log)
         if log is not None:
             log.info(
@@ -110,7 +113,7 @@ def fit_growth_models(
             label,
             log,
             compiled=compiled,
-            inputs=structure.inputs(data),
+            inputs=structure.inputs(data) if by_nutpie else None,
         )
         attach_groups(idata, data)
         labels = {"aim": "a", "model": name, "rater": rater, "label": label}

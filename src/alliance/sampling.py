@@ -178,6 +178,8 @@ def fit_compiled(
     import pymc as pm
     import xarray as xr
 
+    if check_sampler(sampling["sampler"]) != "nutpie":
+        raise ValueError("a model compiled by nutpie is sampled with nutpie")
     start = announce_sampling(log, sampling, 1, compiled=True)
     idata = compiled.fit(inputs, sampling, seed)
     announce_sampled(log, idata, start, "sampled (compiled once before)")

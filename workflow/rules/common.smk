@@ -156,13 +156,11 @@ def input_data_files(wildcards):
 
 
 def fit_priority(fit, rater=None, model=None):
-    """Start order of the model fits (Snakemake priority; higher starts first).
-
-    A fit compiles its model into numba kernels kept in a cache that every job shares, so a
-    model of the same structure fitted later reuses some of them. The patient-rating fits start
-    first, longest first (agreement, association, then the growth models, each for both raters,
-    censored first), then the truth-and-bias model, then the therapist-rating fits: two fits of
-    one structure never compile the same kernels side by side.
+    """Start order of the model fits (Snakemake priority; higher starts first): the longest
+    first. The agreement fit, the patient-rating association fits, the growth models' jobs (each
+    fits both raters with one compilation; the censored one first), the truth-and-bias model,
+    then the therapist-rating association fits (which reuse some of the numba kernels, kept in a
+    cache every job shares, that the patient-rating ones compiled).
     """
     if fit == "agreement":
         return 100
