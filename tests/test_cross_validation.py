@@ -122,7 +122,12 @@ def test_cross_validation_prefers_a_residual_sd_per_arm_where_the_arms_differ():
     """Data whose residual SD differs between arms (0.15 against 0.6): predicting left-out
     patients, the model with an SD per arm wins by well over two SEs; every patient is predicted
     once, from a fold fit without divergences."""
-    from alliance.cross_validation import kfold_comparison, kfold_growth, patient_folds
+    from alliance.cross_validation import (
+        compiled_growth_model,
+        kfold_comparison,
+        kfold_growth,
+        patient_folds,
+    )
     from alliance.seeds import job_seeds
     from alliance.settings import load_config
 
@@ -133,8 +138,12 @@ def test_cross_validation_prefers_a_residual_sd_per_arm_where_the_arms_differ():
     models = config["growth"]["models"]
     tables = {
         name: kfold_growth(
-            data, models[name], config["growth"]["priors"], 7.0, folds, sampling,
-            job_seeds(1, "cv", {"model": name}),
+            data,
+            compiled_growth_model(
+                data, models[name], config["growth"]["priors"], 7.0,
+                sorted(data["patient_id"].unique()), sorted(data["therapist_id"].unique()),
+            ),
+            folds, sampling, job_seeds(1, "cv", {"model": name}),
         )
         for name in ("linear", "linear_arm_sd")
     }  # fmt: skip

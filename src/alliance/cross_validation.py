@@ -118,37 +118,23 @@ def compiled_growth_model(
 
 def kfold_growth(
     data: pd.DataFrame,
-    spec: Mapping,
-    priors: Mapping,
-    upper: float,
+    compiled,
     folds: pd.Series,
     sampling: Mapping,
     seed,
     log=None,
-    compiled=None,
 ) -> pd.DataFrame:
     """Leave-patient-out cross-validation of one growth model on one rater's growth data
     (:func:`alliance.growth.growth_data`): one row per patient with their fold, number of
     assessments and ``elpd`` (log predictive density of their assessments, jointly, from the
     fit without their fold), and the fold fit's largest R-hat and number of divergences.
-    ``seed(step)`` gives each fold's sampling seed. ``compiled``: the model compiled once
-    (:func:`compiled_growth_model`, for several raters); by default compiled here, indexed by the
-    patients and therapists of ``data``."""
+    ``compiled``: the model compiled once (:func:`compiled_growth_model`, which may serve several
+    raters); ``seed(step)`` gives each fold's sampling seed."""
     import pymc as pm
 
     from alliance.diagnostics import max_rhat
     from alliance.sampling import pointwise_log_likelihood
 
-    if compiled is None:
-        compiled = compiled_growth_model(
-            data,
-            spec,
-            priors,
-            upper,
-            sorted(data["patient_id"].unique()),
-            sorted(data["therapist_id"].unique()),
-            log,
-        )
     structure, compiled = compiled
     patients = structure.patients
     fold_of = data["patient_id"].map(folds)

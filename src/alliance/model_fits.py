@@ -89,7 +89,6 @@ def fit_growth_models(
         structure = growth_structure(
             data, spec, settings["priors"], **levels, upper=instrument["response_max"]
         )
-
         if compiled is None and by_nutpie:
             compiled = CompiledModel(growth_refit_model(structure, data), log)
         if log is not None:

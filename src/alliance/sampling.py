@@ -166,27 +166,41 @@ def sample_pymc(
     return idata
 
 
-def fit_compiled(
-    compiled, inputs: Mapping, sampling: Mapping, seed: int, predictive_seed: int, log=None
-):
-    """Sample a compiled growth model (:func:`alliance.refit.growth_refit_model`) on ``inputs``
-    into the tree a Bambi fit of the same data gives (:func:`fit_bambi`): the posterior with the
-    group effects (offset x SD, Bambi's names) instead of their offsets, the pointwise
-    log-likelihood, posterior predictive draws and the observed totals, on Bambi's observation
-    dimension ``__obs__``. The model's data are set to ``inputs`` (for the draws after
-    sampling)."""
-    import pymc as pm
-    import xarray as xr
-
+def sample_compiled(compiled, inputs: Mapping, sampling: Mapping, seed: int, log=None):
+    """Sample a compiled growth model (:func:`alliance.refit.growth_refit_model`) on ``inputs``:
+    the posterior as a Bambi fit gives it, the group effects (offset x SD, Bambi's names) in
+    place of their offsets, which are kept in the tree's attribute ``offsets`` for
+    :func:`add_compiled_draws`."""
     if check_sampler(sampling["sampler"]) != "nutpie":
         raise ValueError("a model compiled by nutpie is sampled with nutpie")
     start = announce_sampling(log, sampling, 1, compiled=True)
     idata = compiled.fit(inputs, sampling, seed)
     announce_sampled(log, idata, start, "sampled (compiled once before)")
+    posterior = idata["posterior"].to_dataset()
+    offsets = [name for name in posterior.data_vars if name.endswith("_offset")]
+    effects = {
+        name.removesuffix("_offset"): posterior[name]
+        * posterior[f"{name.removesuffix('_offset')}_sigma"]
+        for name in offsets
+    }
+    idata["posterior"] = posterior.drop_vars(offsets).assign(effects)
+    idata.attrs["offsets"] = posterior[offsets]
+    return idata
+
+
+def add_compiled_draws(compiled, inputs: Mapping, idata, predictive_seed: int):
+    """The draws a Bambi fit of the same data adds (:func:`add_bambi_draws`) to the last fit of
+    :func:`sample_compiled`: the pointwise log-likelihood, posterior predictive draws and the
+    observed totals, on Bambi's observation dimension ``__obs__`` (computed once, after the
+    safety net's last attempt). The model's data are set to ``inputs``."""
+    import pymc as pm
+    import xarray as xr
+
     with compiled.model:
         pm.set_data(compiled.used(inputs))
     model = compiled.model
-    posterior = idata["posterior"].to_dataset()
+    # The free variables as sampled: the offsets, not the effects computed from them.
+    posterior = idata["posterior"].to_dataset().assign(idata.attrs.pop("offsets"))
     (response,) = model.observed_RVs
     on_obs = {f"{response.name}_dim_0": "__obs__"}
     idata["log_likelihood"] = pointwise_log_likelihood(model, posterior).rename(on_obs)
@@ -194,11 +208,6 @@ def fit_compiled(
     idata["posterior_predictive"] = replicated.rename(on_obs)
     observed = model.rvs_to_values[response].get_value()
     idata["observed_data"] = xr.Dataset({response.name: ("__obs__", observed)})
-    effects = {}
-    for name in [name for name in posterior.data_vars if name.endswith("_offset")]:
-        term = name.removesuffix("_offset")
-        effects[term] = posterior[name] * posterior[f"{term}_sigma"]
-    idata["posterior"] = posterior.drop_vars([f"{term}_offset" for term in effects]).assign(effects)
     return idata
 
 
@@ -310,7 +319,7 @@ def fit_with_safety_net(
     quantities computed from a tree's ``posterior`` group. ``seed(*step)``: the job's seed of a
     step (:func:`alliance.seeds.job_seeds`). ``label``: the model's name in the convergence table.
     ``compiled``: the model's PyMC form compiled once (:class:`alliance.refit.CompiledModel`),
-    sampled on ``inputs`` (its data) by :func:`fit_compiled`; ``model`` (the Bambi model of the
+    sampled on ``inputs`` (its data) by :func:`sample_compiled`; ``model`` (the Bambi model of the
     same data) then gives the priors.
     """
     from alliance.diagnostics import fit_checks
@@ -328,9 +337,7 @@ def fit_with_safety_net(
     def sample(settings, attempt):
         extension = (attempt,) if attempt else ()
         if compiled is not None:
-            return fit_compiled(
-                compiled, inputs, settings, seed("fit", *extension), seed("ppc", *extension), log
-            )
+            return sample_compiled(compiled, inputs, settings, seed("fit", *extension), log)
         if is_bambi:
             return fit_bambi(
                 model,
@@ -355,6 +362,9 @@ def fit_with_safety_net(
         return fit_checks(fit, judged["estimands"], label, convergence)
 
     idata = sample_until_converged(sample, checks, sampling, log)
+    if compiled is not None:
+        extension = (idata.attrs["extensions"],) if idata.attrs["extensions"] else ()
+        add_compiled_draws(compiled, inputs, idata, seed("ppc", *extension))
     add_log_prior(idata, model.backend.model if is_bambi else model)
     if predicted and not is_bambi and compiled is None:
         posterior = idata["posterior"].to_dataset()

@@ -31,15 +31,12 @@ for rater in RATERS:
     folds = patient_folds(data, settings["folds"], derive_seed(smk.params.seed, "folds", rater))
     table = kfold_growth(
         data,
-        smk.params.spec,
-        smk.params.priors,
-        upper,
+        compiled,
         folds,
         {**settings, "target_accept": smk.params.target_accept},
         # Each rater's seeds as when each rater had its own job.
         job_seeds(smk.params.seed, smk.rule, {"rater": rater, "model": smk.wildcards.model}),
         log,
-        compiled=compiled,
     )
     table.to_csv(smk.output[f"kfold_{rater}"], index=False)
     log.info(
