@@ -1,6 +1,8 @@
 """The safety net of every fit: a fit that fails a convergence check is sampled again with more
 draws, up to the configured cap, and the checks it is judged by are those its check job runs."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,3 +159,61 @@ def test_max_rhat_is_arviz_rank_normalised_rhat_of_the_worst_element():
         assert max_rhat(posterior[[name]]) == pytest.approx(float(reference[name].max()), rel=1e-10)
     assert max_rhat(posterior) == pytest.approx(float(reference["shifted"]), rel=1e-10)
     assert max_rhat(posterior) > 1.05 and max_rhat(posterior[["mixed"]]) < 1.02
+
+
+@pytest.mark.parametrize(("chains", "draws"), [(4, 301), (2, 50), (1, 100), (4, 5), (3, 1000)])
+def test_diagnostics_table_equals_arviz_summary(chains, draws):
+    """The vectorised R-hat, bulk ESS and tail ESS of every element equal ``arviz.summary``'s, with
+    its row labels: autocorrelated and anticorrelated chains (Geyer's truncation at work), a shifted
+    chain, a constant, ties, a missing draw, one chain (no R-hat), too few draws (NaN),
+    an odd number of draws and labelled dimensions."""
+    import arviz as az
+
+    from alliance.diagnostics import variable_diagnostics
+
+    rng = np.random.default_rng(chains * draws)
+    autocorrelated = np.zeros((chains, draws, 6))
+    noise = rng.normal(size=autocorrelated.shape)
+    for i in range(1, draws):
+        autocorrelated[:, i] = 0.9 * autocorrelated[:, i - 1] + noise[:, i]
+    missing = rng.normal(size=(chains, draws, 2))
+    missing[0, 0, 1] = np.nan
+    shifted = rng.normal(size=(chains, draws))
+    shifted[0] += 2
+    alternating = np.resize([1.0, -1.0], (chains, draws)) + 0.01 * rng.normal(size=(chains, draws))
+    draws_of = xr.Dataset(
+        {
+            "autocorrelated": (("chain", "draw", "k"), autocorrelated),
+            "constant": (("chain", "draw"), np.ones((chains, draws))),
+            "missing": (("chain", "draw", "j"), missing),
+            "ties": (("chain", "draw"), rng.integers(0, 3, size=(chains, draws)).astype(float)),
+            "shifted": (("chain", "draw"), shifted),
+            "alternating": (("chain", "draw"), alternating),
+            "skewed": (
+                ("chain", "draw", "arm", "month"),
+                rng.exponential(size=(chains, draws, 2, 3)),
+            ),
+        },
+        coords={
+            "chain": range(chains),
+            "draw": range(draws),
+            "k": list("abcdef"),
+            "arm": ["digital", "ptau"],
+            "month": [3, 6, 12],
+        },
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = pd.concat(
+            [az.summary(draws_of[[n]], kind="diagnostics", round_to="none") for n in draws_of]
+        )
+    table = variable_diagnostics(draws_of, "toy", "parameter")
+    assert list(table["quantity"]) == list(reference.index)
+    assert "skewed[digital, 12]" in set(table["quantity"])
+    for column in ("r_hat", "ess_bulk", "ess_tail"):
+        np.testing.assert_allclose(
+            table[column].to_numpy(float), reference[column].to_numpy(float), rtol=1e-10
+        )
+    finite = table.dropna(subset=["ess_bulk"])
+    assert len(finite) == (0 if draws < 4 else len(table) - 1)  # the missing draw's element
+    assert table["r_hat"].isna().all() == (chains == 1 or draws < 4)

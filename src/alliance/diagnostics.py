@@ -17,51 +17,183 @@ def convergence_settings(diagnostics: Mapping) -> dict:
 
 
 def variable_diagnostics(draws, model_name: str, kind: str) -> pd.DataFrame:
-    """R-hat and bulk and tail ESS of every element of every variable of a dataset of draws."""
-    import arviz as az
+    """R-hat and bulk and tail ESS of every element of every variable of a dataset of draws:
+    the numbers and row labels of ``arviz.summary(kind="diagnostics")``, computed for all
+    elements of a variable at once (:func:`convergence_statistics`; ArviZ loops over them)."""
+    import xarray as xr
+    from arviz_base import dataset_to_dataframe
 
     if hasattr(draws, "to_dataset"):
         draws = draws.to_dataset()
-    # One variable at a time: ArviZ stacks all of a call's dimensions together, and a model with
-    # many differently shaped variables exceeds NumPy's 32-dimension limit.
-    table = pd.concat(
-        [az.summary(draws[[name]], kind="diagnostics", round_to="none") for name in draws.data_vars]
-    )
-    table = table.rename_axis("quantity").reset_index()
+    parts = []
+    # One variable at a time: labelling stacks all of a call's dimensions together, and a model
+    # with many differently shaped variables exceeds NumPy's 32-dimension limit.
+    for name, values in draws.data_vars.items():
+        template = values.isel(chain=0, draw=0, drop=True)
+        flat = values.transpose("chain", "draw", *template.dims).to_numpy()
+        statistics = convergence_statistics(flat.reshape(*flat.shape[:2], -1))
+        summary = xr.concat(
+            [
+                template.copy(data=statistics[column].reshape(template.shape))
+                for column in DIAGNOSTIC_COLUMNS
+            ],
+            dim="summary",
+        ).assign_coords(summary=list(DIAGNOSTIC_COLUMNS))
+        parts.append(dataset_to_dataframe(xr.Dataset({name: summary}), sample_dims=["summary"]).T)
+    table = pd.concat(parts).rename_axis("quantity").reset_index()
     table["model"] = model_name
     table["kind"] = kind
-    return table[["model", "quantity", "kind", "r_hat", "ess_bulk", "ess_tail"]]
+    return table[["model", "quantity", "kind", *DIAGNOSTIC_COLUMNS]]
+
+
+#: The convergence statistics of every element (:func:`convergence_statistics`).
+DIAGNOSTIC_COLUMNS = ("r_hat", "ess_bulk", "ess_tail")
+
+
+def convergence_statistics(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Rank-normalised split R-hat, bulk ESS and tail ESS (Vehtari et al. 2021) of every column
+    of ``values`` (chain x draw x element), computed for all elements at once, as ArviZ computes
+    them one by one (``arviz.rhat``; ``arviz.ess`` with methods ``bulk`` and ``tail``, the tail's
+    quantiles those of ArviZ's default ``stats.ci_prob``). An element with a missing value, fewer
+    than 4 draws (or, for R-hat, one chain) gets NaN, as in ArviZ."""
+    from arviz_base import rcParams
+
+    values = np.asarray(values, dtype=float)
+    chains, draws, elements = values.shape
+    valid = ~np.isnan(values).any(axis=(0, 1)) & (draws >= 4)
+    statistics = {name: np.full(elements, np.nan) for name in DIAGNOSTIC_COLUMNS}
+    if not valid.any():
+        return statistics
+    kept = np.ascontiguousarray(np.moveaxis(values[:, :, valid], 2, 0))  # element x chain x draw
+    split = _split_chains(kept)
+    z_split = _z_scale(split)
+    statistics["ess_bulk"][valid] = _ess(z_split)
+    prob = float(rcParams["stats.ci_prob"])
+    tails = []
+    for level in sorted((prob, 1 - prob)):
+        quantile = np.quantile(kept.reshape(len(kept), -1), level, axis=1)
+        tails.append(_ess(_split_chains((kept <= quantile[:, None, None]).astype(float))))
+    statistics["ess_tail"][valid] = np.minimum(*tails)
+    if chains >= 2:
+        statistics["r_hat"][valid] = np.maximum(_rhat(z_split), _rhat(_z_scale(_folded(split))))
+    return statistics
 
 
 def max_rhat(posterior) -> float:
-    """The largest rank-normalised split R-hat (bulk or tail; Vehtari et al. 2021, as
-    ``arviz.rhat``) over every element of every variable of ``posterior`` (dims ``chain``,
-    ``draw``, ...), computed for all elements at once (ArviZ loops over them)."""
-    from scipy import stats
-
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    """The largest rank-normalised split R-hat (:func:`convergence_statistics`) over every element
+    of every variable of ``posterior`` (dims ``chain``, ``draw``, ...)."""
     columns = [
-        values.transpose("chain", "draw", ...).to_numpy().reshape(chains, draws, -1)
+        values.transpose(..., "chain", "draw")
+        .to_numpy()
+        .reshape(-1, posterior.sizes["chain"], posterior.sizes["draw"])
         for values in posterior.data_vars.values()
     ]
-    values = np.concatenate(columns, axis=2).astype(float)  # chain x draw x element
-    half = draws // 2
-    split = np.concatenate([values[:, :half], values[:, draws - half :]], axis=0)
+    split = _split_chains(np.concatenate(columns).astype(float))  # element x chain x draw
+    return float(np.nanmax(np.maximum(_rhat(_z_scale(split)), _rhat(_z_scale(_folded(split))))))
 
-    def z_scale(array):
-        flat = array.reshape(-1, array.shape[2])
-        ranks = stats.rankdata(flat, method="average", axis=0)
-        return stats.norm.ppf((ranks - 3 / 8) / (len(flat) - 2 * 3 / 8 + 1)).reshape(array.shape)
 
-    def rhat(array):
-        n = array.shape[1]
-        between = n * np.var(array.mean(axis=1), axis=0, ddof=1)
-        within = np.mean(np.var(array, axis=1, ddof=1), axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sqrt((between / within + n - 1) / n)
+def _split_chains(values: np.ndarray) -> np.ndarray:
+    """Each chain's first and last half as two chains (element x chain x draw; the middle draw
+    of an odd count left out)."""
+    half = values.shape[2] // 2
+    return np.concatenate([values[:, :, :half], values[:, :, values.shape[2] - half :]], axis=1)
 
-    folded = np.abs(split - np.median(split.reshape(-1, split.shape[2]), axis=0))
-    return float(np.nanmax(np.maximum(rhat(z_scale(split)), rhat(z_scale(folded)))))
+
+def _folded(values: np.ndarray) -> np.ndarray:
+    """Absolute deviations from each element's median."""
+    flat = values.reshape(len(values), -1)
+    return np.abs(values - np.median(flat, axis=1)[:, None, None])
+
+
+def _z_scale(values: np.ndarray) -> np.ndarray:
+    """Each element's draws (element x chain x draw) replaced by the normal scores of their ranks
+    among all its draws, ties given their average rank (``scipy.stats.rankdata``)."""
+    from scipy import special
+
+    flat = values.reshape(len(values), -1)
+    count = flat.shape[1]
+    order = np.argsort(flat, axis=1)
+    ordered = np.take_along_axis(flat, order, axis=1)
+    position = np.broadcast_to(np.arange(count), flat.shape)
+    starts = np.ones(flat.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(flat.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, count - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(flat.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return special.ndtri((ranks - 3 / 8) / (count - 2 * 3 / 8 + 1)).reshape(values.shape)
+
+
+def _rhat(values: np.ndarray) -> np.ndarray:
+    n = values.shape[2]
+    between = n * np.var(values.mean(axis=2), axis=1, ddof=1)
+    within = np.mean(np.var(values, axis=2, ddof=1), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + n - 1) / n)
+
+
+def _ess(values: np.ndarray) -> np.ndarray:
+    """Effective sample size of each element of ``values`` (element x chain x draw) from the
+    chains' autocorrelations, truncated by Geyer's initial positive and monotone sequences
+    (ArviZ's algorithm, step for step, for all elements at once)."""
+    from scipy.fftpack import next_fast_len
+
+    elements, chains, n = values.shape
+    constant = np.ptp(values.reshape(elements, -1), axis=1) < np.finfo(float).resolution
+    centred = values - values.mean(axis=2, keepdims=True)
+    size = next_fast_len(2 * n)
+    transformed = np.fft.rfft(centred, n=size, axis=2)
+    acov = np.fft.irfft(transformed * np.conjugate(transformed), n=size, axis=2)[:, :, :n] / n
+    mean_acov = acov.mean(axis=1).T  # lag x element
+    mean_var = mean_acov[0] * n / (n - 1.0)
+    var_plus = mean_var * (n - 1.0) / n
+    if chains > 1:
+        var_plus = var_plus + np.var(values.mean(axis=2), axis=1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (mean_var - mean_acov) / var_plus  # lag x element
+    kept = np.zeros_like(rho)
+    kept[0] = 1.0
+    kept[1] = rho[1]
+    even, odd = np.ones(elements), rho[1].copy()
+    # Geyer's initial positive sequence: pairs of lags while the previous pair's sum is positive.
+    active = np.ones(elements, dtype=bool)
+    last = np.ones(elements, dtype=int)  # ArviZ's loop counter t at the end, per element
+    t = 1
+    while True:
+        active &= (t < n - 3) & (even + odd > 0)
+        if not active.any():
+            break
+        even = np.where(active, rho[t + 1], even)
+        odd = np.where(active, rho[t + 2], odd)
+        store = active & (even + odd >= 0)
+        kept[t + 1] = np.where(store, even, kept[t + 1])
+        kept[t + 2] = np.where(store, odd, kept[t + 2])
+        last = np.where(active, t + 2, last)
+        t += 2
+    max_t = last - 2
+    columns = np.arange(elements)
+    improve = even > 0
+    kept[max_t[improve] + 1, columns[improve]] = even[improve]
+    # Geyer's initial monotone sequence.
+    for t in range(1, int(max_t.max(initial=0)) - 1, 2):
+        due = (t <= max_t - 2) & (kept[t + 1] + kept[t + 2] > kept[t - 1] + kept[t])
+        mean = (kept[t - 1] + kept[t]) / 2.0
+        kept[t + 1] = np.where(due, mean, kept[t + 1])
+        kept[t + 2] = np.where(due, mean, kept[t + 2])
+    lags = np.arange(n)[:, None]
+    tau = (
+        -1.0
+        + 2.0 * np.where(lags <= max_t, kept, 0.0).sum(axis=0)
+        + np.where(lags == max_t + 1, kept, 0.0).sum(axis=0)
+    )
+    total = chains * n
+    tau = np.maximum(tau, 1 / np.log10(total))
+    ess = total / tau
+    ess[np.isnan(kept).any(axis=0)] = np.nan
+    ess[constant] = total
+    return ess
 
 
 def parameter_diagnostics(idata, model_name: str) -> pd.DataFrame:
