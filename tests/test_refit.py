@@ -143,22 +143,23 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
     that rater's assessments, on ``__obs__``. The log-likelihood is the Gaussian density of each
     total at each draw's mean (fixed part plus the patient's and therapist's effects); for the
     censored model, a total at the ceiling has the probability of being at or above it, and no
-    replicate exceeds it."""
+    replicate exceeds it. (``linear`` is sampled with its patient effects integrated out and
+    drawn after sampling, ``linear_censored`` with them sampled.)"""
+    import nutpie
     from scipy import stats
 
-    import alliance.refit
     from alliance.model_fits import fit_growth_models, fit_settings
     from alliance.seeds import job_seeds
 
-    compiled = []
-    original = alliance.refit.CompiledModel
+    calls = {"compile_pymc_model": 0, "sample": 0}
+    for function in calls:
+        original = getattr(nutpie, function)
 
-    class Counting(original):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            compiled.append(self)
+        def counted(*args, _original=original, _name=function, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(alliance.refit, "CompiledModel", Counting)
+        monkeypatch.setattr(nutpie, function, counted)
     first, _, levels = trials
     settings = fit_settings(config, "growth")
     small = {"chains": 2, "draws": 100, "tune": 200, "thin": 1, "max_draws": 200}
@@ -170,7 +171,7 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
     }
     fits = fit_growth_models(first["alliance"], name, spec, settings, seeds)
 
-    assert len(compiled) == 1 and compiled[0].fits == 4
+    assert calls == {"compile_pymc_model": 1, "sample": 4}
     totals_at_ceiling = 0
     for rater, (tree, labels) in fits.items():
         assert labels["rater"] == rater and labels["label"] == f"growth_{rater}_{name}"
@@ -215,3 +216,111 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
         fits["patient"][0]["observed_data"]["wai_total"].to_numpy()[:20],
         fits["therapist"][0]["observed_data"]["wai_total"].to_numpy()[:20],
     )
+
+
+@pytest.mark.parametrize("name", ["linear", "linear_arm_sd", "monthly"])
+def test_the_marginal_growth_model_is_the_full_model_with_the_patient_effects_integrated_out(
+    config, trials, name
+):
+    """The marginal form's log density at a point equals the full form's priors of the other
+    parameters plus, per patient, the multivariate normal density of their totals with
+    covariance Z D Z' + diag(sigma^2) (computed densely with SciPy); patients without a total
+    add nothing."""
+    from scipy import stats
+
+    from alliance.refit import _growth_model, integrates_patient_effects
+
+    first, _, levels = trials
+    spec = config["growth"]["models"][name]
+    data = growth_data(first["alliance"], "therapist", config["instrument"])
+    structure = growth_structure(
+        data, spec, config["growth"]["priors"], **levels, upper=config["instrument"]["response_max"]
+    )
+    assert integrates_patient_effects(structure)
+    full = growth_refit_model(structure, data)
+    marginal, _ = _growth_model(structure, data, True)
+    point = random_point(full, seed=4)
+    patient_terms = ["1|patient_id", "time|patient_id"]
+    offsets = [f"{term}_offset" for term in patient_terms]
+    marginal_point = {k: v for k, v in point.items() if k not in offsets}
+    assert sorted(marginal_point) == sorted(marginal.initial_point())
+    # The residuals and SDs at the point, from the full model with the patient effects at 0.
+    at_zero = {**point, **{name: np.zeros(len(levels["patients"])) for name in offsets}}
+    mean_of = full.compile_fn(
+        full.replace_rvs_by_values(list(full["wai_total"].owner.inputs[-2:])),
+        point_fn=True,
+        mode="FAST_COMPILE",
+    )
+    mean, sigma = mean_of(at_zero)
+    sigma = np.broadcast_to(sigma, mean.shape)
+    sd = {term: float(np.exp(point[f"{term}_sigma_log__"])) for term in patient_terms}
+    observed = data["wai_total"].to_numpy()
+    patient = codes(data["patient_id"], levels["patients"])
+    expected = 0.0
+    for code in np.unique(patient):
+        rows = patient == code
+        z = np.column_stack([np.ones(rows.sum()), data["time"].to_numpy()[rows]])
+        covariance = z @ np.diag([sd[t] ** 2 for t in patient_terms]) @ z.T + np.diag(
+            sigma[rows] ** 2
+        )
+        expected += stats.multivariate_normal.logpdf(observed[rows], mean[rows], covariance)
+    others = [rv for rv in full.free_RVs if rv.name not in offsets]
+    prior = float(
+        full.compile_fn(full.logp(vars=others), point_fn=True, mode="FAST_COMPILE")(marginal_point)
+    )
+    assert logp_at(marginal, marginal_point) == pytest.approx(prior + expected, rel=1e-9)
+    assert len(np.unique(patient)) < len(levels["patients"])  # some patients have no total
+
+
+def test_patient_effects_are_drawn_from_their_conditional_posterior(config, trials):
+    """Given a draw of the other parameters, a patient's intercept and slope are normal with
+    precision D^-1 + Z' W Z and mean (D^-1 + Z' W Z)^-1 Z' W r (dense linear algebra here): the
+    mean and covariance of 20,000 conditional draws at one point match, for patients with three
+    totals, one total, and none (the prior)."""
+    import xarray as xr
+
+    from alliance.refit import conditional_patient_offsets
+
+    first, _, levels = trials
+    spec = config["growth"]["models"]["linear_arm_sd"]
+    data = growth_data(first["alliance"], "patient", config["instrument"])
+    structure = growth_structure(data, spec, config["growth"]["priors"], **levels, upper=7.0)
+    inputs = structure.inputs(data)
+    rng = np.random.default_rng(5)
+    n = len(data)
+    residual = rng.normal(0, 0.8, n)
+    precision = 1 / rng.uniform(0.3, 0.6, n) ** 2  # as by arm: one variance per observation
+    sd = {"1|patient_id": 0.6, "time|patient_id": 0.3}
+    draws = 20_000
+    posterior = xr.Dataset(
+        {
+            f"{term}_sigma": (("chain", "draw"), np.full((1, draws), value))
+            for term, value in sd.items()
+        },
+        coords={"chain": [0], "draw": np.arange(draws)},
+    )
+    offsets = conditional_patient_offsets(
+        structure,
+        inputs,
+        posterior,
+        np.tile(residual, (draws, 1)),
+        np.tile(precision, (draws, 1)),
+        np.random.default_rng(6),
+    )
+    effects = np.stack(
+        [offsets[f"{term}_offset"].to_numpy()[0] * value for term, value in sd.items()], axis=-1
+    )  # draw x patient x term
+    code = inputs["patient_id_code"]
+    counts = np.bincount(code, minlength=len(levels["patients"]))
+    chosen = [int(np.flatnonzero(counts == k)[0]) for k in (3, 1, 0)]
+    for patient in chosen:
+        rows = code == patient
+        z = np.column_stack([np.ones(rows.sum()), inputs["time_value"][rows]])
+        w = np.diag(precision[rows])
+        covariance = np.linalg.inv(np.diag([v**-2 for v in sd.values()]) + z.T @ w @ z)
+        mean = covariance @ z.T @ w @ residual[rows]
+        sample = effects[:, patient]
+        standard_error = np.sqrt(np.diag(covariance) / draws)
+        assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * standard_error)
+        np.testing.assert_allclose(np.cov(sample.T), covariance, atol=0.03 * covariance.max())
+    assert counts[chosen[2]] == 0

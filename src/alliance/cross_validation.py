@@ -110,10 +110,10 @@ def compiled_growth_model(
     its effects indexed by ``patients`` and ``therapists``: with the trial's (both raters' data
     hold them), one compiled model cross-validates both raters. Returns (structure, compiled);
     ``data``: one rater's growth data, for the design and the initial values."""
-    from alliance.refit import CompiledModel, growth_refit_model, growth_structure
+    from alliance.refit import compile_growth_model, growth_structure
 
     structure = growth_structure(data, spec, priors, patients, therapists, upper)
-    return structure, CompiledModel(growth_refit_model(structure, data), log)
+    return structure, compile_growth_model(structure, data, log)
 
 
 def kfold_growth(

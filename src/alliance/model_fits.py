@@ -77,7 +77,7 @@ def fit_growth_models(
     is fitted by Bambi, compiled for each fit.
     """
     from alliance.growth import attach_groups, growth_data, growth_estimands
-    from alliance.refit import CompiledModel, growth_refit_model, growth_structure, trial_levels
+    from alliance.refit import compile_growth_model, growth_structure, trial_levels
 
     instrument = settings["instrument"]
     levels = trial_levels(alliance)
@@ -90,7 +90,7 @@ def fit_growth_models(
             data, spec, settings["priors"], **levels, upper=instrument["response_max"]
         )
         if compiled is None and by_nutpie:
-            compiled = CompiledModel(growth_refit_model(structure, data), log)
+            compiled = compile_growth_model(structure, data, log)
         if log is not None:
             log.info(
                 "fitting %s for the %s rating (%d assessments): %s",

@@ -70,7 +70,7 @@ class CompiledModel:
 
         from alliance.sampling import thinned
 
-        thin = int(sampling.get("thin", 1))
+        thin = self.thin(sampling)
         tree = nutpie.sample(
             self.compiled.with_data(**self.used(inputs)),
             draws=int(sampling["draws"]) * thin,
@@ -84,6 +84,10 @@ class CompiledModel:
         )
         self.fits += 1
         return thinned(tree, thin)
+
+    def thin(self, sampling: Mapping) -> int:
+        """Every how many draws one is kept (``sampling``'s ``thin``)."""
+        return int(sampling.get("thin", 1))
 
 
 def trial_levels(alliance: pd.DataFrame) -> dict[str, list]:
@@ -180,6 +184,23 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
     """The PyMC form of the Bambi growth model of ``structure``, its data as inputs (initial
     values from ``data``): the same priors, non-centred group effects and likelihood, and the
     same parameter names, dimensions and coordinates as Bambi gives them."""
+    return _growth_model(structure, data, integrate_patient_effects=False)[0]
+
+
+def integrates_patient_effects(structure: GrowthStructure) -> bool:
+    """Whether the patient effects of the growth model can be integrated out in closed form:
+    a Gaussian likelihood and one or two patient terms (intercept, slope)."""
+    patient_terms = [f for _, f in structure.group_terms.values() if f == "patient_id"]
+    return (
+        structure.spec.get("likelihood", "gaussian") == "gaussian" and 1 <= len(patient_terms) <= 2
+    )
+
+
+def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_patient_effects):
+    """The growth model's PyMC form (:func:`growth_refit_model`) or, with
+    ``integrate_patient_effects``, its marginal form (:class:`MarginalGrowthModel`). Returns the
+    model and, for the marginal form, the graphs of the residuals (totals minus the fixed part and
+    the therapist effects) and of their precisions (1 / residual variance)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -211,16 +232,23 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
             factor: pm.Data(f"{factor}_code", inputs[f"{factor}_code"])
             for factor in sorted({factor for _, factor in structure.group_terms.values()})
         }
+        integrated = []  # (SD, value per observation) of each patient term integrated out
         for name, (expression, factor) in structure.group_terms.items():
             dim = f"{factor}__factor_dim"
             if dim not in model.coords:
                 model.add_coord(dim, [str(level) for level in structure.levels(factor)])
             sd = pm.HalfNormal(f"{name}_sigma", sigma=priors["group_sd"][name]["sd"])
+            value = (
+                pm.Data(f"{expression}_value", inputs[f"{expression}_value"])
+                if expression != "1"
+                else None
+            )
+            if integrate_patient_effects and factor == "patient_id":
+                integrated.append((sd, value))
+                continue
             offset = pm.Normal(f"{name}_offset", 0, 1, dims=dim)
             effect = (offset * sd)[codes_of[factor]]
-            if expression != "1":
-                effect = effect * pm.Data(f"{expression}_value", inputs[f"{expression}_value"])
-            mu = mu + effect
+            mu = mu + (effect if value is None else effect * value)
         if spec.get("residual_sd_by"):
             sigma_design = pm.Data("sigma_design", inputs["sigma_design"])
             (name,) = structure.reference.parameters["sigma"].design.common.slices
@@ -228,6 +256,20 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
         else:
             sigma = pm.HalfNormal("sigma", sigma=priors["sigma"]["sigma"])
         observed = pm.Data("wai_observed", inputs["wai_observed"])
+        if integrate_patient_effects:
+            residual = observed - mu
+            precision = pt.ones_like(residual) / pt.square(sigma)
+            pm.Potential(
+                "wai_total_integrated",
+                _integrated_log_density(
+                    residual,
+                    precision,
+                    integrated,
+                    codes_of["patient_id"],
+                    len(structure.patients),
+                ),
+            )
+            return model, (residual, precision)
         if spec["likelihood"] == "censored_gaussian":
             pm.Censored(
                 "wai_total",
@@ -238,4 +280,177 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
             )
         else:
             pm.Normal("wai_total", mu=mu, sigma=sigma, observed=observed)
-    return model
+    return model, None
+
+
+def _integrated_log_density(residual, precision, terms, patient_code, n_patients):
+    """Log density of the totals with the patients' effects integrated out (PyTensor graph).
+
+    Patient i's totals y_i (residuals r_i after the fixed part and the therapist effects) are
+    normal with covariance Z_i D Z_i' + W_i^-1 (Z_i: the patient terms' values, 1 or time;
+    D: the diagonal of their SDs squared; W_i: the residual precisions). With
+    P_i = D^-1 + Z_i' W_i Z_i and g_i = Z_i' W_i r_i (at most 2 x 2), the matrix determinant lemma
+    and Woodbury's identity give
+
+        log N(r_i) = -1/2 [sum_j log(2 pi / w_ij) + log|P_i| + log|D|
+                           + r_i' W_i r_i - g_i' P_i^-1 g_i].
+
+    A patient without a total contributes 0 (P_i = D^-1)."""
+    import pytensor.tensor as pt
+
+    def per_patient(values):
+        return pt.inc_subtensor(pt.zeros(n_patients)[patient_code], values)
+
+    ones = pt.ones_like(residual)
+    values = [ones if value is None else value for _, value in terms]
+    g = [per_patient(precision * value * residual) for value in values]
+    p = [
+        [
+            per_patient(precision * values[k] * values[m])
+            + (1 / pt.square(terms[k][0]) if k == m else 0)
+            for m in range(len(terms))
+        ]
+        for k in range(len(terms))
+    ]
+    if len(terms) == 1:
+        log_det = pt.log(p[0][0])
+        quadratic = pt.square(g[0]) / p[0][0]
+    else:
+        det = p[0][0] * p[1][1] - pt.square(p[0][1])
+        log_det = pt.log(det)
+        quadratic = (
+            p[1][1] * pt.square(g[0]) - 2 * p[0][1] * g[0] * g[1] + p[0][0] * pt.square(g[1])
+        ) / det
+    log_det_d = sum(pt.log(pt.square(sd)) for sd, _ in terms)
+    return -0.5 * (
+        pt.sum(pt.log(2 * np.pi / precision))
+        + pt.sum(log_det)
+        + n_patients * log_det_d
+        + pt.sum(precision * pt.square(residual))
+        - pt.sum(quadratic)
+    )
+
+
+class MarginalGrowthModel(CompiledModel):
+    """A Gaussian growth model compiled once and sampled with its patient effects integrated out
+    (:func:`_integrated_log_density`): the sampler explores the few common parameters, SDs and
+    therapist effects, not the hundreds of patient effects whose SDs mix slowly when they are
+    sampled (three assessments barely separate the SD of the change from the residual SD). After
+    sampling, each draw's patient effects are drawn from their exact conditional posterior
+    given that draw (normal: mean P_i^-1 g_i, covariance P_i^-1), so the draws are of the same
+    joint posterior as :func:`growth_refit_model`'s, with the same variables (offsets: effect /
+    SD). ``model`` is that full form, for setting data and computing the log-likelihood and
+    replicates from the draws; thinning (``growth.thin``) is not needed and not applied."""
+
+    def __init__(self, structure: GrowthStructure, data: pd.DataFrame, log=None):
+        marginal, (residual, precision) = _growth_model(structure, data, True)
+        super().__init__(marginal, log)
+        self.marginal = marginal
+        self.graphs = (residual, precision)
+        self.structure = structure
+        self.model = growth_refit_model(structure, data)
+
+    def thin(self, sampling: Mapping) -> int:
+        return 1
+
+    def fit(self, inputs: Mapping[str, np.ndarray], sampling: Mapping, seed: int):
+        """The posterior as :meth:`CompiledModel.fit` gives it, with the patient terms' offsets
+        drawn from their conditional posterior at every draw (seeded by ``seed``)."""
+        tree = super().fit(inputs, sampling, seed)
+        posterior = tree["posterior"].to_dataset()
+        offsets = self.patient_offsets(inputs, posterior, np.random.default_rng([int(seed), 1]))
+        tree["posterior"] = posterior.assign(offsets)
+        return tree
+
+    def patient_offsets(self, inputs, posterior, rng) -> dict:
+        """Offsets (effect / SD) of each patient term at each draw of ``posterior`` (which has
+        every sampled parameter of the marginal model), drawn from their conditional posterior
+        given the draw and the data ``inputs`` (:func:`conditional_patient_offsets`)."""
+        import pymc as pm
+
+        from alliance.sampling import _evaluate_over_draws
+
+        with self.marginal:
+            pm.set_data(self.used(inputs))
+        residual, precision = _evaluate_over_draws(
+            list(self.graphs), list(self.marginal.free_RVs), posterior
+        )
+        return conditional_patient_offsets(
+            self.structure, inputs, posterior, residual, precision, rng
+        )
+
+
+def conditional_patient_offsets(structure, inputs, posterior, residual, precision, rng) -> dict:
+    """Offsets (effect / SD) of each patient term of a growth model at each draw of ``posterior``
+    (dims chain, draw), drawn from their posterior given the draw: ``residual`` and ``precision``
+    (draw x observation, draws stacked chain by chain) are the totals minus the fixed part and
+    the therapist effects, and 1 / the residual variance, at each draw. Patient i's effects are
+    normal with precision P_i = D^-1 + Z_i' W_i Z_i and mean P_i^-1 Z_i' W_i r_i (Z_i: the patient
+    terms' values; D: their SDs squared); a patient without a total keeps the prior."""
+    import xarray as xr
+    from scipy import sparse
+
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    code = np.asarray(inputs["patient_id_code"])
+    n_patients = len(structure.patients)
+    indicator = sparse.csr_matrix(
+        (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_patients, len(code))
+    )
+
+    def per_patient(values):  # draw x observation -> draw x patient
+        return np.asarray(indicator @ values.T).T
+
+    terms = [
+        (name, expression)
+        for name, (expression, factor) in structure.group_terms.items()
+        if factor == "patient_id"
+    ]
+    values = [
+        np.ones(len(code)) if expression == "1" else np.asarray(inputs[f"{expression}_value"])
+        for _, expression in terms
+    ]
+    sds = [posterior[f"{name}_sigma"].to_numpy().reshape(-1, 1) for name, _ in terms]
+    g = [per_patient(precision * value * residual) for value in values]
+    p = [
+        [
+            per_patient(precision * values[k] * values[m]) + (1 / sds[k] ** 2 if k == m else 0)
+            for m in range(len(terms))
+        ]
+        for k in range(len(terms))
+    ]
+    noise = rng.standard_normal((len(terms), *g[0].shape))
+    if len(terms) == 1:
+        effects = [g[0] / p[0][0] + noise[0] / np.sqrt(p[0][0])]
+    else:
+        det = p[0][0] * p[1][1] - p[0][1] ** 2
+        c00, c01, c11 = p[1][1] / det, -p[0][1] / det, p[0][0] / det  # the covariance
+        l00 = np.sqrt(c00)  # its Cholesky factor
+        l10 = c01 / l00
+        l11 = np.sqrt(c11 - l10**2)
+        effects = [
+            c00 * g[0] + c01 * g[1] + l00 * noise[0],
+            c01 * g[0] + c11 * g[1] + l10 * noise[0] + l11 * noise[1],
+        ]
+    dim = "patient_id__factor_dim"
+    coords = {
+        "chain": posterior["chain"].to_numpy(),
+        "draw": posterior["draw"].to_numpy(),
+        dim: [str(level) for level in structure.patients],
+    }
+    return {
+        f"{name}_offset": xr.DataArray(
+            (effect / sd).reshape(chains, draws, n_patients),
+            dims=("chain", "draw", dim),
+            coords=coords,
+        )
+        for (name, _), effect, sd in zip(terms, effects, sds, strict=True)
+    }
+
+
+def compile_growth_model(structure: GrowthStructure, data: pd.DataFrame, log=None):
+    """A growth model compiled once for refitting: with its patient effects integrated out where
+    that is exact (:func:`integrates_patient_effects`; :class:`MarginalGrowthModel`), else its
+    full PyMC form (:func:`growth_refit_model`; the censored model)."""
+    if integrates_patient_effects(structure):
+        return MarginalGrowthModel(structure, data, log)
+    return CompiledModel(growth_refit_model(structure, data), log)

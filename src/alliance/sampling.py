@@ -173,7 +173,7 @@ def sample_compiled(compiled, inputs: Mapping, sampling: Mapping, seed: int, log
     :func:`add_compiled_draws`."""
     if check_sampler(sampling["sampler"]) != "nutpie":
         raise ValueError("a model compiled by nutpie is sampled with nutpie")
-    start = announce_sampling(log, sampling, 1, compiled=True)
+    start = announce_sampling(log, {**sampling, "thin": compiled.thin(sampling)}, 1, compiled=True)
     idata = compiled.fit(inputs, sampling, seed)
     announce_sampled(log, idata, start, "sampled (compiled once before)")
     posterior = idata["posterior"].to_dataset()
