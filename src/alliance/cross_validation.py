@@ -106,7 +106,7 @@ def compiled_growth_model(
     therapists: list,
     log=None,
 ):
-    """The PyMC form of a growth model (:func:`alliance.refit.growth_refit_model`) compiled once,
+    """A growth model compiled once (:func:`alliance.refit.compile_growth_model`),
     its effects indexed by ``patients`` and ``therapists``: with the trial's (both raters' data
     hold them), one compiled model cross-validates both raters. Returns (structure, compiled);
     ``data``: one rater's growth data, for the design and the initial values."""

@@ -68,13 +68,14 @@ def fit_growth_models(
     rater -> (tree, labels).
 
     Each rater's model is built with Bambi (its formula, priors, prior draws and predictions),
-    and sampled in its PyMC form (:func:`alliance.refit.growth_refit_model`: the same log density,
-    a test) with the data as inputs, so that one compilation serves both raters and every
-    attempt of the safety net. Its group effects are indexed by the trial's randomised patients
-    and therapists, the same for both raters: a patient without a rating by one rater has effects
-    drawn from their prior in that rater's fit, which leaves the other parameters' posterior
-    unchanged. With a sampler other than nutpie (``sampling.sampler``) each rater's Bambi model
-    is fitted by Bambi, compiled for each fit.
+    and sampled in its PyMC form (:func:`alliance.refit.compile_growth_model`: a Gaussian model
+    with the patient effects integrated out and drawn afterwards, the censored one in full; the
+    same posterior, tests) with the data as inputs, so that one compilation serves both raters
+    and every attempt of the safety net. Its group effects are indexed by the trial's randomised
+    patients and therapists, the same for both raters: a patient without a rating by one rater
+    has effects drawn from their prior in that rater's fit, which leaves the other parameters'
+    posterior unchanged. With a sampler other than nutpie (``sampling.sampler``) each rater's
+    Bambi model is fitted by Bambi, compiled for each fit.
     """
     from alliance.growth import attach_groups, growth_data, growth_estimands
     from alliance.refit import compile_growth_model, growth_structure, trial_levels

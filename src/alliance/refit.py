@@ -17,8 +17,11 @@ fit.
 The growth models are built with Bambi (formula, priors, prior draws, predictions);
 :func:`growth_refit_model` is the same model written in PyMC with data inputs, with Bambi's
 parameter names (so the estimand code reads its draws unchanged). Its log density equals the Bambi
-model's (a test). The validation's growth fits are these, and so are the workflow's: one fit job
-per growth model compiles it once and samples it for both raters
+model's (a test). The validation's growth fits are these. The workflow's growth fits
+(:func:`compile_growth_model`) sample a Gaussian model in its marginal form, the patient effects
+integrated out and drawn afterwards from their conditional posterior (:class:`MarginalGrowthModel`:
+the same joint posterior, tests), and the censored model in the full form: one fit job per growth
+model compiles it once and samples it for both raters
 (:func:`alliance.model_fits.fit_growth_models`), as does each cross-validation job for its 20
 fold refits (:mod:`alliance.cross_validation`).
 """
