@@ -226,9 +226,14 @@ def test_the_marginal_growth_model_is_the_full_model_with_the_patient_effects_in
     parameters plus, per patient, the multivariate normal density of their totals with
     covariance Z D Z' + diag(sigma^2) (computed densely with SciPy); patients without a total
     add nothing."""
+    import xarray as xr
     from scipy import stats
 
-    from alliance.refit import _growth_model, integrates_patient_effects
+    from alliance.refit import (
+        _growth_model,
+        integrates_patient_effects,
+        marginal_patient_log_density,
+    )
 
     first, _, levels = trials
     spec = config["growth"]["models"][name]
@@ -256,14 +261,29 @@ def test_the_marginal_growth_model_is_the_full_model_with_the_patient_effects_in
     sd = {term: float(np.exp(point[f"{term}_sigma_log__"])) for term in patient_terms}
     observed = data["wai_total"].to_numpy()
     patient = codes(data["patient_id"], levels["patients"])
-    expected = 0.0
+    per_patient = np.zeros(len(levels["patients"]))
     for code in np.unique(patient):
         rows = patient == code
         z = np.column_stack([np.ones(rows.sum()), data["time"].to_numpy()[rows]])
         covariance = z @ np.diag([sd[t] ** 2 for t in patient_terms]) @ z.T + np.diag(
             sigma[rows] ** 2
         )
-        expected += stats.multivariate_normal.logpdf(observed[rows], mean[rows], covariance)
+        per_patient[code] = stats.multivariate_normal.logpdf(observed[rows], mean[rows], covariance)
+    expected = per_patient.sum()
+    # The same per patient in NumPy (the cross-validation's held-out density), patients without
+    # a total 0.
+    draw = xr.Dataset(
+        {f"{term}_sigma": (("chain", "draw"), [[value]]) for term, value in sd.items()},
+        coords={"chain": [0], "draw": [0]},
+    )
+    numpy_density = marginal_patient_log_density(
+        structure,
+        structure.inputs(data),
+        draw,
+        (observed - mean)[None],
+        (1 / sigma**2)[None],
+    )
+    np.testing.assert_allclose(numpy_density[0], per_patient, rtol=1e-10, atol=1e-12)
     others = [rv for rv in full.free_RVs if rv.name not in offsets]
     prior = float(
         full.compile_fn(full.logp(vars=others), point_fn=True, mode="FAST_COMPILE")(marginal_point)

@@ -13,13 +13,16 @@ and each left-out patient's assessments are predicted jointly:
 where theta_s is a posterior draw of the refit and b_i,s the patient's effects drawn from their
 population distribution at that draw (brms' ``kfold`` with new levels sampled from their
 Gaussian); :data:`EFFECT_DRAWS` draws of b per posterior draw, so that the Monte Carlo error of
-this integral over the patient's effects stays small beside the differences between models.
+this integral over the patient's effects stays small beside the differences between models. For
+a Gaussian model the integral over b_i is exact: p(y_i | theta_s) is the multivariate normal
+density of the patient's totals with their effects integrated out
+(:meth:`alliance.refit.MarginalGrowthModel.patient_log_density`), so only the mean over draws
+is Monte Carlo.
 A left-out patient's therapist keeps their estimated effect (folds are dealt within arms, not
 within therapists; a therapist whose patients all fell in one fold would get an effect from the
 prior, which the model allows). Every fold refits one compiled model
-(:class:`alliance.refit.CompiledModel`): the PyMC form of the Bambi model, whose effects are
-indexed by every patient, so that a left-out patient's standardised effects are not informed by
-any data.
+(:func:`alliance.refit.compile_growth_model`), whose effects are indexed by every patient, so
+that a left-out patient's effects are not informed by any data.
 
 Models are compared by the sum of elpd_i and, paired by patient, the SE of the difference. A
 censored likelihood's elpd includes probability masses (totals at the ceiling), not densities, so
@@ -133,6 +136,7 @@ def kfold_growth(
     import pymc as pm
 
     from alliance.diagnostics import max_rhat
+    from alliance.refit import MarginalGrowthModel
     from alliance.sampling import pointwise_log_likelihood
 
     structure, compiled = compiled
@@ -147,20 +151,25 @@ def kfold_growth(
         tree = compiled.fit(structure.inputs(training), sampling, seed(f"fold{int(fold)}"))
         sampled = time.perf_counter() - start
         posterior = tree["posterior"].to_dataset()
-        left_out = sorted(held_out["patient_id"].unique())
-        effects_rng = np.random.default_rng(seed(f"fold{int(fold)}-effects"))
-        predictive = with_new_patient_effects(posterior, left_out, effects_rng, EFFECT_DRAWS)
         fold_checks = {
             "fold_max_rhat": max_rhat(posterior),
             "fold_divergences": int(tree["sample_stats"]["diverging"].sum()),
         }
         held_out_inputs = structure.inputs(held_out)
-        with compiled.model:
-            pm.set_data(held_out_inputs)
-        pointwise = pointwise_log_likelihood(compiled.model, predictive)["wai_total"]
-        values = pointwise.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
         codes = held_out_inputs["patient_id_code"]
-        elpd = patient_log_predictive(values, codes)
+        if isinstance(compiled, MarginalGrowthModel):
+            # Gaussian: each left-out patient's effects integrated out in closed form.
+            joint = compiled.patient_log_density(held_out_inputs, posterior)[:, np.unique(codes)]
+            elpd = logsumexp(joint, axis=0) - np.log(joint.shape[0])
+        else:
+            left_out = sorted(held_out["patient_id"].unique())
+            effects_rng = np.random.default_rng(seed(f"fold{int(fold)}-effects"))
+            predictive = with_new_patient_effects(posterior, left_out, effects_rng, EFFECT_DRAWS)
+            with compiled.model:
+                pm.set_data(held_out_inputs)
+            pointwise = pointwise_log_likelihood(compiled.model, predictive)["wai_total"]
+            values = pointwise.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+            elpd = patient_log_predictive(values, codes)
         counts = np.bincount(codes, minlength=len(patients))
         for code, value in zip(np.unique(codes), elpd, strict=True):
             rows.append(

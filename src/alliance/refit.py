@@ -369,45 +369,58 @@ class MarginalGrowthModel(CompiledModel):
         """Offsets (effect / SD) of each patient term at each draw of ``posterior`` (which has
         every sampled parameter of the marginal model), drawn from their conditional posterior
         given the draw and the data ``inputs`` (:func:`conditional_patient_offsets`)."""
+        return conditional_patient_offsets(
+            self.structure, inputs, posterior, *self._residuals(inputs, posterior), rng
+        )
+
+    def patient_log_density(self, inputs, posterior) -> np.ndarray:
+        """log p(y_i | draw) of each patient's totals in ``inputs`` with their effects integrated
+        out, at each draw of ``posterior`` (draw x patient;
+        :func:`marginal_patient_log_density`): the exact predictive density of a new patient's
+        totals given a draw, with no Monte Carlo error from drawing their effects."""
+        return marginal_patient_log_density(
+            self.structure, inputs, posterior, *self._residuals(inputs, posterior)
+        )
+
+    def _residuals(self, inputs, posterior):
+        """Residuals and residual precisions (draw x observation) at every draw, on ``inputs``."""
         import pymc as pm
 
         from alliance.sampling import _evaluate_over_draws
 
         with self.marginal:
             pm.set_data(self.used(inputs))
-        residual, precision = _evaluate_over_draws(
-            list(self.graphs), list(self.marginal.free_RVs), posterior
-        )
-        return conditional_patient_offsets(
-            self.structure, inputs, posterior, residual, precision, rng
-        )
+        return _evaluate_over_draws(list(self.graphs), list(self.marginal.free_RVs), posterior)
 
 
-def conditional_patient_offsets(structure, inputs, posterior, residual, precision, rng) -> dict:
-    """Offsets (effect / SD) of each patient term of a growth model at each draw of ``posterior``
-    (dims chain, draw), drawn from their posterior given the draw: ``residual`` and ``precision``
-    (draw x observation, draws stacked chain by chain) are the totals minus the fixed part and
-    the therapist effects, and 1 / the residual variance, at each draw. Patient i's effects are
-    normal with precision P_i = D^-1 + Z_i' W_i Z_i and mean P_i^-1 Z_i' W_i r_i (Z_i: the patient
-    terms' values; D: their SDs squared); a patient without a total keeps the prior."""
-    import xarray as xr
+def _patient_terms(structure: GrowthStructure) -> list[tuple[str, str]]:
+    """The growth model's patient terms: (name, expression) of each, e.g. ("time|patient_id",
+    "time")."""
+    return [
+        (name, expression)
+        for name, (expression, factor) in structure.group_terms.items()
+        if factor == "patient_id"
+    ]
+
+
+def _per_patient_moments(structure, inputs, posterior, residual, precision):
+    """Per draw and patient, what integrating out the patient effects needs (NumPy; the
+    formulas of :func:`_integrated_log_density`): the patient terms' SDs (draw x 1), g_i = Z_i'
+    W_i r_i and P_i = D^-1 + Z_i' W_i Z_i (lists of draw x patient arrays), and per patient the
+    sums of log(2 pi / w_ij) and of w_ij r_ij^2. ``residual``, ``precision``: draw x
+    observation, draws stacked chain by chain."""
     from scipy import sparse
 
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     code = np.asarray(inputs["patient_id_code"])
-    n_patients = len(structure.patients)
     indicator = sparse.csr_matrix(
-        (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_patients, len(code))
+        (np.ones(len(code)), (code, np.arange(len(code)))),
+        shape=(len(structure.patients), len(code)),
     )
 
     def per_patient(values):  # draw x observation -> draw x patient
         return np.asarray(indicator @ values.T).T
 
-    terms = [
-        (name, expression)
-        for name, (expression, factor) in structure.group_terms.items()
-        if factor == "patient_id"
-    ]
+    terms = _patient_terms(structure)
     values = [
         np.ones(len(code)) if expression == "1" else np.asarray(inputs[f"{expression}_value"])
         for _, expression in terms
@@ -421,8 +434,42 @@ def conditional_patient_offsets(structure, inputs, posterior, residual, precisio
         ]
         for k in range(len(terms))
     ]
-    noise = rng.standard_normal((len(terms), *g[0].shape))
-    if len(terms) == 1:
+    log_scale = per_patient(np.log(2 * np.pi / precision))
+    weighted_squares = per_patient(precision * residual**2)
+    return sds, g, p, log_scale, weighted_squares
+
+
+def marginal_patient_log_density(structure, inputs, posterior, residual, precision) -> np.ndarray:
+    """log p(y_i | draw) of each patient's totals with their effects integrated out (draw x
+    patient; 0 for a patient without a total): the per-patient terms of
+    :func:`_integrated_log_density`, in NumPy."""
+    sds, g, p, log_scale, weighted_squares = _per_patient_moments(
+        structure, inputs, posterior, residual, precision
+    )
+    if len(g) == 1:
+        log_det, quadratic = np.log(p[0][0]), g[0] ** 2 / p[0][0]
+    else:
+        det = p[0][0] * p[1][1] - p[0][1] ** 2
+        log_det = np.log(det)
+        quadratic = (p[1][1] * g[0] ** 2 - 2 * p[0][1] * g[0] * g[1] + p[0][0] * g[1] ** 2) / det
+    log_det_d = sum(np.log(sd**2) for sd in sds)
+    return -0.5 * (log_scale + log_det + log_det_d + weighted_squares - quadratic)
+
+
+def conditional_patient_offsets(structure, inputs, posterior, residual, precision, rng) -> dict:
+    """Offsets (effect / SD) of each patient term of a growth model at each draw of ``posterior``
+    (dims chain, draw), drawn from their posterior given the draw: ``residual`` and ``precision``
+    (draw x observation, draws stacked chain by chain) are the totals minus the fixed part and
+    the therapist effects, and 1 / the residual variance, at each draw. Patient i's effects are
+    normal with precision P_i = D^-1 + Z_i' W_i Z_i and mean P_i^-1 Z_i' W_i r_i (Z_i: the patient
+    terms' values; D: their SDs squared); a patient without a total keeps the prior."""
+    import xarray as xr
+
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    n_patients = len(structure.patients)
+    sds, g, p, _, _ = _per_patient_moments(structure, inputs, posterior, residual, precision)
+    noise = rng.standard_normal((len(g), *g[0].shape))
+    if len(g) == 1:
         effects = [g[0] / p[0][0] + noise[0] / np.sqrt(p[0][0])]
     else:
         det = p[0][0] * p[1][1] - p[0][1] ** 2
@@ -446,7 +493,7 @@ def conditional_patient_offsets(structure, inputs, posterior, residual, precisio
             dims=("chain", "draw", dim),
             coords=coords,
         )
-        for (name, _), effect, sd in zip(terms, effects, sds, strict=True)
+        for (name, _), effect, sd in zip(_patient_terms(structure), effects, sds, strict=True)
     }
 
 
