@@ -241,11 +241,9 @@ def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_pati
             if dim not in model.coords:
                 model.add_coord(dim, [str(level) for level in structure.levels(factor)])
             sd = pm.HalfNormal(f"{name}_sigma", sigma=priors["group_sd"][name]["sd"])
-            value = (
+            if expression != "1" and f"{expression}_value" not in model.named_vars:
                 pm.Data(f"{expression}_value", inputs[f"{expression}_value"])
-                if expression != "1"
-                else None
-            )
+            value = model[f"{expression}_value"] if expression != "1" else None
             if integrate_patient_effects and factor == "patient_id":
                 integrated.append((sd, value))
                 continue

@@ -8,11 +8,15 @@ of the README):
 
 For each size a twin of the trial with that many patients (the default twin's other values, the
 config's seed) is simulated and cleaned as the workflow does; the patient-rated ``linear`` growth
-model (its PyMC form, ``alliance.refit.growth_refit_model``) and the bivariate agreement model are
-built with their data as inputs, compiled by nutpie and sampled one chain after another. Each
-(model, size) runs in its own process with an empty compile cache, so every compile is cold.
+model as the workflow samples it (``alliance.refit.compile_growth_model``: the patient effects
+integrated out, then drawn from their conditional posterior, which the sampling seconds include),
+its full PyMC form with the patient effects sampled (``growth_linear_full``, as the censored
+model is sampled) and the bivariate agreement model are built with their data as inputs,
+compiled by nutpie and sampled one chain after another. Each (model, size) runs in its own
+process with an empty compile cache, so every compile is cold.
 
-Reported per model and size: compile seconds, sampling seconds, gradient evaluations (leapfrog
+Reported per model and size: compile seconds, sampling seconds (without the marginal growth
+model's drawing of the patient effects, ``effects_s``), gradient evaluations (leapfrog
 steps, warm-up included) and sampling seconds per 1,000 of them. Linear cost means the last
 column grows in proportion to the number of observations; the number of steps per draw depends
 on the posterior's geometry, not directly on the data size. Written to
@@ -32,7 +36,7 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 RESULT_FILE = PROJECT_DIR / "workflow" / "benchmarks" / "scaling.csv"
-MODELS = ("growth_linear", "agreement")
+MODELS = ("growth_linear", "growth_linear_full", "agreement")
 
 
 def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
@@ -40,7 +44,13 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
     caches :func:`alliance.runtime.isolate_caches` must already have pointed at an empty folder)."""
     from alliance.agreement import agreement_data, build_agreement_model
     from alliance.growth import growth_data
-    from alliance.refit import CompiledModel, growth_refit_model, growth_structure, trial_levels
+    from alliance.refit import (
+        CompiledModel,
+        compile_growth_model,
+        growth_refit_model,
+        growth_structure,
+        trial_levels,
+    )
     from alliance.settings import load_config
     from alliance.validation import simulate_tables
 
@@ -52,13 +62,14 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
     alliance = tables["alliance"]
     levels = trial_levels(alliance)
     start = time.perf_counter()
-    if model_name == "growth_linear":
+    inputs = {}
+    if model_name.startswith("growth_linear"):
         data = growth_data(alliance, "patient", instrument)
         spec = config["growth"]["models"]["linear"]
         structure = growth_structure(
             data, spec, config["growth"]["priors"], **levels, upper=instrument["response_max"]
         )
-        model = growth_refit_model(structure, data)
+        inputs = structure.inputs(data)
         observations = len(data)
     else:
         pairs = agreement_data(alliance, instrument)
@@ -67,10 +78,26 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
         )
         observations = int(pairs[["patient", "therapist"]].notna().sum().sum())
     build_seconds = time.perf_counter() - start
-    compiled = CompiledModel(model)
+    if model_name == "growth_linear":
+        compiled = compile_growth_model(structure, data)
+    elif model_name == "growth_linear_full":
+        compiled = CompiledModel(growth_refit_model(structure, data))
+    else:
+        compiled = CompiledModel(model)
     start = time.perf_counter()
-    tree = compiled.fit({}, {**sampling, "target_accept": config["sampling"]["target_accept"]}, 1)
+    tree = compiled.fit(
+        inputs, {**sampling, "target_accept": config["sampling"]["target_accept"]}, 1
+    )
     sampling_seconds = time.perf_counter() - start
+    # The marginal growth model's fit includes drawing the patient effects after sampling: timed
+    # again on its own, and left out of the time per gradient evaluation.
+    effects_seconds = 0.0
+    if hasattr(compiled, "patient_offsets"):
+        import numpy as np
+
+        start = time.perf_counter()
+        compiled.patient_offsets(inputs, tree["posterior"].to_dataset(), np.random.default_rng(1))
+        effects_seconds = time.perf_counter() - start
     stats = tree["sample_stats"]
     # nutpie keeps the warm-up's statistics out of the tree (save_warmup=False): the steps of the
     # kept draws are counted, the warm-up's are estimated at the same rate per iteration.
@@ -85,9 +112,10 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
         "simulate_s": round(simulate_seconds, 1),
         "build_s": round(build_seconds, 1),
         "compile_s": round(compiled.compile_seconds, 1),
-        "sampling_s": round(sampling_seconds, 1),
+        "sampling_s": round(sampling_seconds - effects_seconds, 1),
+        "effects_s": round(effects_seconds, 1),
         "gradient_evaluations": round(gradients),
-        "ms_per_gradient": round(1000 * sampling_seconds / gradients, 3),
+        "ms_per_gradient": round(1000 * (sampling_seconds - effects_seconds) / gradients, 3),
         "divergences": int(stats["diverging"].sum()),
     }
 
@@ -117,11 +145,11 @@ def measure_in_fresh_process(model_name: str, patients: int, sampling: dict) -> 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def scaling_table(patients: list[int], sampling: dict):
+def scaling_table(patients: list[int], sampling: dict, models=MODELS):
     import pandas as pd
 
     rows = []
-    for model_name in MODELS:
+    for model_name in models:
         for size in patients:
             rows.append(measure_in_fresh_process(model_name, size, sampling))
             print(rows[-1], flush=True)
@@ -142,6 +170,13 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument("--tune", type=int, default=300)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=list(MODELS),
+        help="measure these only; the other models' rows of the existing table are kept",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, as JSON
     args = parser.parse_args()
     if args.one:
@@ -153,7 +188,12 @@ def main() -> None:
         print(json.dumps(measure_one(job["model"], job["patients"], job["sampling"]), default=int))
         return
     sampling = {"chains": args.chains, "draws": args.draws, "tune": args.tune}
-    table = scaling_table(args.patients, sampling)
+    table = scaling_table(args.patients, sampling, args.models)
+    if set(args.models) != set(MODELS) and RESULT_FILE.exists():
+        import pandas as pd
+
+        kept = pd.read_csv(RESULT_FILE)
+        table = pd.concat([kept[~kept["model"].isin(args.models)], table], ignore_index=True)
     print(table.to_markdown(index=False))
     table.to_csv(RESULT_FILE, index=False)
     print(f"written to {RESULT_FILE.relative_to(PROJECT_DIR)}")
