@@ -75,7 +75,7 @@ def convergence_statistics(values: np.ndarray) -> dict[str, np.ndarray]:
         tails.append(_ess(_split_chains((kept <= quantile[:, None, None]).astype(float))))
     statistics["ess_tail"][valid] = np.minimum(*tails)
     if chains >= 2:
-        statistics["r_hat"][valid] = np.maximum(_rhat(z_split), _rhat(_z_scale(_folded(split))))
+        statistics["r_hat"][valid] = _rank_rhat(split, z_split)
     return statistics
 
 
@@ -89,7 +89,7 @@ def max_rhat(posterior) -> float:
         for values in posterior.data_vars.values()
     ]
     split = _split_chains(np.concatenate(columns).astype(float))  # element x chain x draw
-    return float(np.nanmax(np.maximum(_rhat(_z_scale(split)), _rhat(_z_scale(_folded(split))))))
+    return float(np.nanmax(_rank_rhat(split)))
 
 
 def _split_chains(values: np.ndarray) -> np.ndarray:
@@ -124,6 +124,14 @@ def _z_scale(values: np.ndarray) -> np.ndarray:
     ranks = np.empty(flat.shape)
     np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
     return special.ndtri((ranks - 3 / 8) / (count - 2 * 3 / 8 + 1)).reshape(values.shape)
+
+
+def _rank_rhat(split: np.ndarray, z_split: np.ndarray | None = None) -> np.ndarray:
+    """Rank-normalised R-hat of each element of split chains (element x chain x draw): the larger
+    of the bulk (z-scaled draws, ``z_split`` if already computed) and the tail (z-scaled absolute
+    deviations from the median) R-hat."""
+    bulk = _rhat(_z_scale(split) if z_split is None else z_split)
+    return np.maximum(bulk, _rhat(_z_scale(_folded(split))))
 
 
 def _rhat(values: np.ndarray) -> np.ndarray:

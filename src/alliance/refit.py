@@ -193,10 +193,8 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
 def integrates_patient_effects(structure: GrowthStructure) -> bool:
     """Whether the patient effects of the growth model can be integrated out in closed form:
     a Gaussian likelihood and one or two patient terms (intercept, slope)."""
-    patient_terms = [f for _, f in structure.group_terms.values() if f == "patient_id"]
-    return (
-        structure.spec.get("likelihood", "gaussian") == "gaussian" and 1 <= len(patient_terms) <= 2
-    )
+    gaussian = structure.spec.get("likelihood", "gaussian") == "gaussian"
+    return gaussian and 1 <= len(_patient_terms(structure)) <= 2
 
 
 def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_patient_effects):

@@ -167,7 +167,7 @@ def sample_pymc(
 
 
 def sample_compiled(compiled, inputs: Mapping, sampling: Mapping, seed: int, log=None):
-    """Sample a compiled growth model (:func:`alliance.refit.growth_refit_model`) on ``inputs``:
+    """Sample a compiled growth model (:func:`alliance.refit.compile_growth_model`) on ``inputs``:
     the posterior as a Bambi fit gives it, the group effects (offset x SD, Bambi's names) in
     place of their offsets, which are kept in the tree's attribute ``offsets`` for
     :func:`add_compiled_draws`."""
