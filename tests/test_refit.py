@@ -348,4 +348,3 @@ def test_patient_effects_are_drawn_from_their_conditional_posterior(config, tria
         standard_error = np.sqrt(np.diag(covariance) / draws)
         assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * standard_error)
         np.testing.assert_allclose(np.cov(sample.T), covariance, atol=0.03 * covariance.max())
-    assert counts[chosen[2]] == 0
