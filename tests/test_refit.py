@@ -148,18 +148,19 @@ def test_both_raters_growth_fits_share_one_compiled_model_and_keep_the_bambi_fit
     import nutpie
     from scipy import stats
 
+    import alliance.nutpie_compile
     from alliance.model_fits import fit_growth_models, fit_settings
     from alliance.seeds import job_seeds
 
     calls = {"compile_pymc_model": 0, "sample": 0}
-    for function in calls:
-        original = getattr(nutpie, function)
+    for module, function in [(alliance.nutpie_compile, "compile_pymc_model"), (nutpie, "sample")]:
+        original = getattr(module, function)
 
         def counted(*args, _original=original, _name=function, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(nutpie, function, counted)
+        monkeypatch.setattr(module, function, counted)
     first, _, levels = trials
     settings = fit_settings(config, "growth")
     small = {"chains": 2, "draws": 100, "tune": 200, "thin": 1, "max_draws": 200}

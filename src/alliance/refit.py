@@ -41,11 +41,11 @@ class CompiledModel:
     new values of its inputs (same rank; the length of an observation vector may change)."""
 
     def __init__(self, model, log=None):
-        import nutpie
+        from alliance.nutpie_compile import compile_pymc_model
 
         start = time.perf_counter()
         self.model = model
-        self.compiled = nutpie.compile_pymc_model(model)
+        self.compiled = compile_pymc_model(model)
         self.compile_seconds = time.perf_counter() - start
         self.fits = 0
         if log is not None:
