@@ -298,6 +298,104 @@ def test_the_marginal_growth_model_is_the_full_model_with_the_patient_effects_in
     assert len(np.unique(patient)) < len(levels["patients"])  # some patients have no total
 
 
+def test_the_censored_marginal_model_integrates_its_latent_totals_to_the_censored_likelihood(
+    config, trials
+):
+    """The censored model's marginal form: with each latent total above the ceiling integrated
+    out (numerically, patient by patient), its density at a point is the full model's other
+    priors plus, per patient, the multivariate normal density of their totals below the ceiling
+    times the probability that the total at the ceiling is at or above it given them (the
+    censored likelihood with the patient effects integrated out, in closed form with SciPy); a
+    latent slot that the data do not use has a standard normal density."""
+    from scipy import integrate, stats
+
+    from alliance.refit import LATENT_CEILING, _growth_model, ceiling_inputs
+
+    first, _, levels = trials
+    upper = config["instrument"]["response_max"]
+    data = growth_data(first["alliance"], "patient", config["instrument"])
+    # At most one total at the ceiling per patient (one-dimensional integrals here).
+    at_ceiling = data["wai_total"] >= upper
+    repeated = data[at_ceiling].duplicated("patient_id").reindex(data.index, fill_value=False)
+    data = data[~repeated].reset_index(drop=True)
+    n_ceiling = int((data["wai_total"] >= upper).sum())
+    assert 3 <= n_ceiling == data.loc[data["wai_total"] >= upper, "patient_id"].nunique()
+    spec = config["growth"]["models"]["linear_censored"]
+    structure = growth_structure(
+        data,
+        spec,
+        config["growth"]["priors"],
+        **levels,
+        upper=upper,
+        ceiling_capacity=n_ceiling + 2,
+    )
+    marginal, (residual, precision) = _growth_model(structure, data, True)
+    full = growth_refit_model(structure, data)
+    point = random_point(marginal, seed=6)
+    logp = marginal.compile_logp(mode="FAST_COMPILE")
+    moments = marginal.compile_fn(
+        marginal.replace_rvs_by_values([residual, precision]),
+        inputs=marginal.value_vars,
+        on_unused_input="ignore",
+        point_fn=True,
+        mode="FAST_COMPILE",
+    )
+    rows = ceiling_inputs(structure, structure.inputs(data))["ceiling_rows"]
+    latent = point[LATENT_CEILING]
+    observed = data["wai_total"].to_numpy().copy()
+    observed[rows] = upper + np.exp(latent[: len(rows)])
+    r, w = moments(point)
+    mean, sigma = observed - r, 1 / np.sqrt(w)
+    terms = ["1|patient_id", "time|patient_id"]
+    sd = {term: float(np.exp(point[f"{term}_sigma_log__"])) for term in terms}
+    patient = codes(data["patient_id"], levels["patients"])
+    expected = 0.0
+    integrated = float(logp(point))
+    for code in np.unique(patient):
+        own = np.flatnonzero(patient == code)
+        z = np.column_stack([np.ones(len(own)), data["time"].to_numpy()[own]])
+        covariance = z @ np.diag([sd[t] ** 2 for t in terms]) @ z.T + np.diag(sigma[own] ** 2)
+        censored = [k for k, row in enumerate(own) if row in rows]
+        if not censored:
+            expected += stats.multivariate_normal.logpdf(observed[own], mean[own], covariance)
+            continue
+        (c,) = censored
+        rest = [k for k in range(len(own)) if k != c]
+        below = mean[own][rest], covariance[np.ix_(rest, rest)]
+        gain = covariance[c, rest] @ np.linalg.inv(below[1])
+        conditional_mean = mean[own][c] + gain @ (
+            data["wai_total"].to_numpy()[own][rest] - below[0]
+        )
+        conditional_sd = np.sqrt(covariance[c, c] - gain @ covariance[rest, c])
+        expected += (
+            stats.multivariate_normal.logpdf(
+                data["wai_total"].to_numpy()[own][rest], below[0], below[1]
+            )
+            if rest
+            else 0.0
+        ) + stats.norm.logsf(upper, conditional_mean, conditional_sd)
+        # The latent slot of this total, integrated over; the other values held at the point.
+        slot = int(np.flatnonzero(rows == own[c])[0])
+
+        def relative(value, slot=slot):
+            varied = {**point, LATENT_CEILING: latent.copy()}
+            varied[LATENT_CEILING][slot] = value
+            return float(logp(varied)) - float(logp(point))
+
+        mass, _ = integrate.quad(lambda v: np.exp(relative(v)), -30, 10, limit=200)
+        integrated += np.log(mass)
+    unused = latent[len(rows) :]
+    assert len(unused) == 2
+    others = [rv for rv in full.free_RVs if not rv.name.endswith("patient_id_offset")]
+    prior = float(
+        full.compile_fn(full.logp(vars=others), point_fn=True, mode="FAST_COMPILE")(
+            {k: v for k, v in point.items() if k != LATENT_CEILING}
+        )
+    )
+    unused_density = stats.norm.logpdf(unused).sum()
+    assert integrated == pytest.approx(prior + expected + unused_density, rel=1e-7)
+
+
 def test_patient_effects_are_drawn_from_their_conditional_posterior(config, trials):
     """Given a draw of the other parameters, a patient's intercept and slope are normal with
     precision D^-1 + Z' W Z and mean (D^-1 + Z' W Z)^-1 Z' W r (dense linear algebra here): the

@@ -108,14 +108,16 @@ def compiled_growth_model(
     patients: list,
     therapists: list,
     log=None,
+    ceiling_capacity: int | None = None,
 ):
     """A growth model compiled once (:func:`alliance.refit.compile_growth_model`),
     its effects indexed by ``patients`` and ``therapists``: with the trial's (both raters' data
-    hold them), one compiled model cross-validates both raters. Returns (structure, compiled);
-    ``data``: one rater's growth data, for the design and the initial values."""
+    hold them), one compiled model cross-validates both raters (a censored model then needs the
+    trial's ``ceiling_capacity``, :func:`alliance.refit.ceiling_capacity`). Returns (structure,
+    compiled); ``data``: one rater's growth data, for the design and the initial values."""
     from alliance.refit import compile_growth_model, growth_structure
 
-    structure = growth_structure(data, spec, priors, patients, therapists, upper)
+    structure = growth_structure(data, spec, priors, patients, therapists, upper, ceiling_capacity)
     return structure, compile_growth_model(structure, data, log)
 
 
@@ -157,7 +159,7 @@ def kfold_growth(
         }
         held_out_inputs = structure.inputs(held_out)
         codes = held_out_inputs["patient_id_code"]
-        if isinstance(compiled, MarginalGrowthModel):
+        if isinstance(compiled, MarginalGrowthModel) and compiled.exact_patient_density:
             # Gaussian: each left-out patient's effects integrated out in closed form.
             joint = compiled.patient_log_density(held_out_inputs, posterior)[:, np.unique(codes)]
             elpd = logsumexp(joint, axis=0) - np.log(joint.shape[0])

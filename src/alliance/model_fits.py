@@ -78,17 +78,29 @@ def fit_growth_models(
     Bambi model is fitted by Bambi, compiled for each fit.
     """
     from alliance.growth import attach_groups, growth_data, growth_estimands
-    from alliance.refit import compile_growth_model, growth_structure, trial_levels
+    from alliance.refit import (
+        ceiling_capacity,
+        compile_growth_model,
+        growth_structure,
+        trial_levels,
+    )
 
     instrument = settings["instrument"]
     levels = trial_levels(alliance)
+    # A censored model compiled once for both raters holds either rater's totals at the ceiling.
+    capacity = ceiling_capacity(alliance, instrument["response_max"])
     by_nutpie = settings["sampling"]["sampler"] == "nutpie"
     compiled = None
     fits = {}
     for rater in RATERS:
         data = growth_data(alliance, rater, instrument)
         structure = growth_structure(
-            data, spec, settings["priors"], **levels, upper=instrument["response_max"]
+            data,
+            spec,
+            settings["priors"],
+            **levels,
+            upper=instrument["response_max"],
+            ceiling_capacity=capacity,
         )
         if compiled is None and by_nutpie:
             compiled = compile_growth_model(structure, data, log)

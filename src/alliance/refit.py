@@ -124,6 +124,9 @@ class GrowthStructure:
     patients: list
     therapists: list
     upper: float
+    #: Censored models sampled in marginal form: how many totals at the ceiling any data set the
+    #: compiled model is refitted to may have (:func:`ceiling_capacity`).
+    ceiling_capacity: int = 0
     group_terms: dict = field(init=False)
 
     def __post_init__(self):
@@ -174,13 +177,28 @@ def growth_structure(
     patients: Sequence,
     therapists: Sequence,
     upper: float,
+    ceiling_capacity: int | None = None,
 ) -> GrowthStructure:
     """The structure of a growth model on data like ``data`` (one rater's growth data);
-    ``upper``: the scale's ceiling (a censored likelihood's bound)."""
+    ``upper``: the scale's ceiling (a censored likelihood's bound); ``ceiling_capacity``: the
+    most totals at the ceiling of any data set it will be fitted to (default: those of
+    ``data``; :func:`ceiling_capacity` of the trial when one compiled model serves both raters)."""
     from alliance.growth import build_growth_model
 
+    if ceiling_capacity is None:
+        ceiling_capacity = int((data["wai_total"] >= upper).sum())
     reference = build_growth_model(data, spec, priors)
-    return GrowthStructure(reference, spec, priors, list(patients), list(therapists), upper)
+    return GrowthStructure(
+        reference, spec, priors, list(patients), list(therapists), upper, ceiling_capacity
+    )
+
+
+def ceiling_capacity(alliance: pd.DataFrame, upper: float) -> int:
+    """The most totals at the ceiling ``upper`` that one rater has in the trial (``alliance``:
+    the analysis table): what a censored growth model compiled once for both raters, and for
+    their cross-validation folds, must hold."""
+    at_ceiling = alliance[alliance["assessed"] & (alliance["wai_total"] >= upper)]
+    return int(at_ceiling.groupby("rater").size().max()) if len(at_ceiling) else 0
 
 
 def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
@@ -192,9 +210,33 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
 
 def integrates_patient_effects(structure: GrowthStructure) -> bool:
     """Whether the patient effects of the growth model can be integrated out in closed form:
-    a Gaussian likelihood and one or two patient terms (intercept, slope)."""
-    gaussian = structure.spec.get("likelihood", "gaussian") == "gaussian"
-    return gaussian and 1 <= len(_patient_terms(structure)) <= 2
+    one or two patient terms (intercept, slope) and a Gaussian likelihood, or a censored one
+    (its totals at the ceiling then sampled as latent values above it: :func:`_growth_model`)."""
+    likelihood = structure.spec.get("likelihood", "gaussian")
+    return likelihood in GAUSSIAN_LIKELIHOODS and 1 <= len(_patient_terms(structure)) <= 2
+
+
+#: The likelihoods whose models are sampled with the patient effects integrated out.
+GAUSSIAN_LIKELIHOODS = ("gaussian", "censored_gaussian")
+
+
+def is_censored(structure: GrowthStructure) -> bool:
+    return structure.spec.get("likelihood", "gaussian") == "censored_gaussian"
+
+
+def ceiling_inputs(structure: GrowthStructure, inputs: Mapping) -> dict[str, np.ndarray]:
+    """The data inputs of a censored model's marginal form besides :meth:`GrowthStructure.inputs`:
+    the positions of the totals at the ceiling (``ceiling_rows``) and which of the
+    ``ceiling_capacity`` latent values they use (``ceiling_slot_used``: the first ones)."""
+    rows = np.flatnonzero(np.asarray(inputs["wai_observed"]) >= structure.upper)
+    if len(rows) > structure.ceiling_capacity:
+        raise ValueError(
+            f"{len(rows)} totals at the ceiling, the compiled model holds "
+            f"{structure.ceiling_capacity} (growth_structure's ceiling_capacity)"
+        )
+    used = np.zeros(structure.ceiling_capacity)
+    used[: len(rows)] = 1.0
+    return {"ceiling_rows": rows.astype("int64"), "ceiling_slot_used": used}
 
 
 def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_patient_effects):
@@ -255,6 +297,25 @@ def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_pati
         else:
             sigma = pm.HalfNormal("sigma", sigma=priors["sigma"]["sigma"])
         observed = pm.Data("wai_observed", inputs["wai_observed"])
+        if integrate_patient_effects and is_censored(structure) and structure.ceiling_capacity:
+            # Data augmentation: a total at the ceiling is a latent total above it, upper +
+            # exp(excess_log), with a flat prior on the latent total (log Jacobian excess_log), so
+            # that integrating it out gives the censored likelihood's P(total >= upper). Slots
+            # that these data do not use have a standard normal density and nothing else.
+            ceiling = ceiling_inputs(structure, inputs)
+            rows = pm.Data("ceiling_rows", ceiling["ceiling_rows"])
+            used = pm.Data("ceiling_slot_used", ceiling["ceiling_slot_used"])
+            excess_log = pm.Flat(LATENT_CEILING, shape=structure.ceiling_capacity)
+            observed = pt.set_subtensor(
+                observed[rows], structure.upper + pt.exp(excess_log[: rows.shape[0]])
+            )
+            pm.Potential(
+                "ceiling_latent_density",
+                pt.sum(
+                    used * excess_log
+                    + (1 - used) * (-0.5 * pt.square(excess_log) - 0.5 * np.log(2 * np.pi))
+                ),
+            )
         if integrate_patient_effects:
             residual = observed - mu
             precision = pt.ones_like(residual) / pt.square(sigma)
@@ -280,6 +341,11 @@ def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_pati
         else:
             pm.Normal("wai_total", mu=mu, sigma=sigma, observed=observed)
     return model, None
+
+
+#: The latent values (log of the excess over the ceiling) of a censored model's totals at the
+#: ceiling in its marginal form.
+LATENT_CEILING = "ceiling_excess_log"
 
 
 def _integrated_log_density(residual, precision, terms, patient_code, n_patients):
@@ -331,7 +397,7 @@ def _integrated_log_density(residual, precision, terms, patient_code, n_patients
 
 
 class MarginalGrowthModel(CompiledModel):
-    """A Gaussian growth model compiled once and sampled with its patient effects integrated out
+    """A growth model compiled once and sampled with its patient effects integrated out
     (:func:`_integrated_log_density`): the sampler explores the few common parameters, SDs and
     therapist effects, not the hundreds of patient effects whose SDs mix slowly when they are
     sampled (three assessments barely separate the SD of the change from the residual SD). After
@@ -339,7 +405,12 @@ class MarginalGrowthModel(CompiledModel):
     given that draw (normal: mean P_i^-1 g_i, covariance P_i^-1), so the draws are of the same
     joint posterior as :func:`growth_refit_model`'s, with the same variables (offsets: effect /
     SD). ``model`` is that full form, for setting data and computing the log-likelihood and
-    replicates from the draws; thinning (``growth.thin``) is not needed and not applied."""
+    replicates from the draws; thinning (``growth.thin``) is not needed and not applied.
+
+    A censored model's totals at the ceiling are sampled as latent totals above it (data
+    augmentation, :func:`_growth_model`); the patient effects are drawn given each draw's latent
+    totals, which makes them draws of the censored model's posterior; the latent values are then
+    dropped from the tree."""
 
     def __init__(self, structure: GrowthStructure, data: pd.DataFrame, log=None):
         marginal, (residual, precision) = _growth_model(structure, data, True)
@@ -349,16 +420,21 @@ class MarginalGrowthModel(CompiledModel):
         self.structure = structure
         self.model = growth_refit_model(structure, data)
 
+    @property
+    def exact_patient_density(self) -> bool:
+        """Whether :meth:`patient_log_density` applies (a Gaussian likelihood, not censored)."""
+        return not is_censored(self.structure)
+
     def thin(self, sampling: Mapping) -> int:
         return 1
 
     def fit(self, inputs: Mapping[str, np.ndarray], sampling: Mapping, seed: int):
         """The posterior as :meth:`CompiledModel.fit` gives it, with the patient terms' offsets
         drawn from their conditional posterior at every draw (seeded by ``seed``)."""
-        tree = super().fit(inputs, sampling, seed)
+        tree = super().fit(self._marginal_inputs(inputs), sampling, seed)
         posterior = tree["posterior"].to_dataset()
         offsets = self.patient_offsets(inputs, posterior, np.random.default_rng([int(seed), 1]))
-        tree["posterior"] = posterior.assign(offsets)
+        tree["posterior"] = posterior.assign(offsets).drop_vars(LATENT_CEILING, errors="ignore")
         return tree
 
     def patient_offsets(self, inputs, posterior, rng) -> dict:
@@ -373,19 +449,29 @@ class MarginalGrowthModel(CompiledModel):
         """log p(y_i | draw) of each patient's totals in ``inputs`` with their effects integrated
         out, at each draw of ``posterior`` (draw x patient;
         :func:`marginal_patient_log_density`): the exact predictive density of a new patient's
-        totals given a draw, with no Monte Carlo error from drawing their effects."""
+        totals given a draw, with no Monte Carlo error from drawing their effects. Gaussian
+        models only (:attr:`exact_patient_density`)."""
+        if not self.exact_patient_density:
+            raise ValueError("a censored model's patient density has no closed form here")
         return marginal_patient_log_density(
             self.structure, inputs, posterior, *self._residuals(inputs, posterior)
         )
 
+    def _marginal_inputs(self, inputs: Mapping) -> dict:
+        """``inputs`` with a censored model's positions of the totals at the ceiling."""
+        if is_censored(self.structure) and self.structure.ceiling_capacity:
+            return {**inputs, **ceiling_inputs(self.structure, inputs)}
+        return dict(inputs)
+
     def _residuals(self, inputs, posterior):
-        """Residuals and residual precisions (draw x observation) at every draw, on ``inputs``."""
+        """Residuals and residual precisions (draw x observation) at every draw, on ``inputs``
+        (a total at the ceiling: the draw's latent total)."""
         import pymc as pm
 
         from alliance.sampling import _evaluate_over_draws
 
         with self.marginal:
-            pm.set_data(self.used(inputs))
+            pm.set_data(self.used(self._marginal_inputs(inputs)))
         return _evaluate_over_draws(list(self.graphs), list(self.marginal.free_RVs), posterior)
 
 
@@ -496,7 +582,7 @@ def conditional_patient_offsets(structure, inputs, posterior, residual, precisio
 def compile_growth_model(structure: GrowthStructure, data: pd.DataFrame, log=None):
     """A growth model compiled once for refitting: with its patient effects integrated out where
     that is exact (:func:`integrates_patient_effects`; :class:`MarginalGrowthModel`), else its
-    full PyMC form (:func:`growth_refit_model`; the censored model)."""
+    full PyMC form (:func:`growth_refit_model`)."""
     if integrates_patient_effects(structure):
         return MarginalGrowthModel(structure, data, log)
     return CompiledModel(growth_refit_model(structure, data), log)

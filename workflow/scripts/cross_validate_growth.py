@@ -12,7 +12,7 @@ import pandas as pd
 from alliance.cross_validation import compiled_growth_model, kfold_growth, patient_folds
 from alliance.design import RATERS
 from alliance.growth import growth_data
-from alliance.refit import trial_levels
+from alliance.refit import ceiling_capacity, trial_levels
 from alliance.seeds import derive_seed, job_seeds
 
 settings = smk.params.cross_validation
@@ -24,7 +24,13 @@ for rater in RATERS:
     data = growth_data(alliance, rater, instrument)
     if compiled is None:  # indexed by the trial's patients and therapists: serves both raters
         compiled = compiled_growth_model(
-            data, smk.params.spec, smk.params.priors, upper, **trial_levels(alliance), log=log
+            data,
+            smk.params.spec,
+            smk.params.priors,
+            upper,
+            **trial_levels(alliance),
+            log=log,
+            ceiling_capacity=ceiling_capacity(alliance, upper),
         )
     # The same folds for every model of a rater (the seed does not depend on the model), so that
     # the models' predictive densities pair patient by patient.
