@@ -91,6 +91,8 @@ def test_the_callbacks_give_the_models_log_density_gradient_and_stored_values():
     model = model_with_inputs()
     compiled = compile_pymc_model(model)
     reference = nutpie.compile_pymc_model(model)
+    # The cacheable callbacks, not nutpie's own compile (the fallback for uncacheable functions).
+    assert "functions" in compiled.user_data.dtype.names
     assert compiled.n_dim == reference.n_dim == 1 + 4 + 2 + 1
     rng = np.random.default_rng(8)
     new_data = {
@@ -181,3 +183,20 @@ def test_a_second_process_loads_the_callbacks_from_the_cache(tmp_path):
         for _ in range(2)
     ]
     assert hits == [["0", "0"], ["1", "1"]]
+
+
+def test_a_function_without_its_cacheable_form_falls_back_to_nutpies_compile(monkeypatch):
+    """Where PyTensor compiled no cacheable function (here simulated), nutpie's own compile
+    serves, with the same log density."""
+    import alliance.nutpie_compile
+
+    def uncacheable(dispatcher, inputs):
+        raise alliance.nutpie_compile.UncachedFunction(dispatcher)
+
+    model = model_with_inputs(n_groups=2)
+    cached = compile_pymc_model(model)
+    monkeypatch.setattr(alliance.nutpie_compile, "_native_function", uncacheable)
+    fallback = compile_pymc_model(model)
+    assert "functions" not in fallback.user_data.dtype.names
+    x = np.random.default_rng(2).normal(size=fallback.n_dim)
+    assert logp_callback(fallback, x)[1] == pytest.approx(logp_callback(cached, x)[1], rel=1e-12)

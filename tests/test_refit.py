@@ -309,7 +309,7 @@ def test_the_censored_marginal_model_integrates_its_latent_totals_to_the_censore
     latent slot that the data do not use has a standard normal density."""
     from scipy import integrate, stats
 
-    from alliance.refit import LATENT_CEILING, _growth_model, ceiling_inputs
+    from alliance.refit import LATENT_CEILING, _growth_model
 
     first, _, levels = trials
     upper = config["instrument"]["response_max"]
@@ -329,23 +329,39 @@ def test_the_censored_marginal_model_integrates_its_latent_totals_to_the_censore
         upper=upper,
         ceiling_capacity=n_ceiling + 2,
     )
-    marginal, (residual, precision) = _growth_model(structure, data, True)
+    marginal, _ = _growth_model(structure, data, True)
     full = growth_refit_model(structure, data)
     point = random_point(marginal, seed=6)
     logp = marginal.compile_logp(mode="FAST_COMPILE")
-    moments = marginal.compile_fn(
-        marginal.replace_rvs_by_values([residual, precision]),
-        inputs=marginal.value_vars,
-        on_unused_input="ignore",
+    # Each total's mean (fixed part and therapist effect) and residual SD at the point, from the
+    # Gaussian full model of the same formula (same parameters), patient effects at 0.
+    gaussian = growth_refit_model(
+        growth_structure(
+            data,
+            config["growth"]["models"]["linear"],
+            config["growth"]["priors"],
+            **levels,
+            upper=upper,
+        ),
+        data,
+    )
+    mean_of = gaussian.compile_fn(
+        gaussian.replace_rvs_by_values(list(gaussian["wai_total"].owner.inputs[-2:])),
         point_fn=True,
         mode="FAST_COMPILE",
     )
-    rows = ceiling_inputs(structure, structure.inputs(data))["ceiling_rows"]
+    offsets = [f"{term}_offset" for term in ("1|patient_id", "time|patient_id")]
+    mean, sigma = mean_of(
+        {
+            **{k: v for k, v in point.items() if k != LATENT_CEILING},
+            **{name: np.zeros(len(levels["patients"])) for name in offsets},
+        }
+    )
+    sigma = np.broadcast_to(sigma, mean.shape)
+    rows = np.flatnonzero(data["wai_total"].to_numpy() >= upper)
     latent = point[LATENT_CEILING]
     observed = data["wai_total"].to_numpy().copy()
     observed[rows] = upper + np.exp(latent[: len(rows)])
-    r, w = moments(point)
-    mean, sigma = observed - r, 1 / np.sqrt(w)
     terms = ["1|patient_id", "time|patient_id"]
     sd = {term: float(np.exp(point[f"{term}_sigma_log__"])) for term in terms}
     patient = codes(data["patient_id"], levels["patients"])
@@ -394,6 +410,37 @@ def test_the_censored_marginal_model_integrates_its_latent_totals_to_the_censore
     )
     unused_density = stats.norm.logpdf(unused).sum()
     assert integrated == pytest.approx(prior + expected + unused_density, rel=1e-7)
+
+
+def test_a_censored_model_holds_the_trials_ceiling_totals_and_refuses_more(config, trials):
+    """The capacity of a censored model compiled for both raters is the larger rater's number of
+    totals at the ceiling; data with more (also a model that holds none) are refused."""
+    from alliance.refit import ceiling_capacity, ceiling_inputs
+
+    first, _, levels = trials
+    alliance, upper = first["alliance"], config["instrument"]["response_max"]
+    assessed = alliance[alliance["assessed"]]
+    per_rater = (assessed["wai_total"] >= upper).groupby(assessed["rater"]).sum()
+    assert ceiling_capacity(alliance, upper) == per_rater.max() > per_rater.min()
+    data = growth_data(alliance, per_rater.idxmax(), config["instrument"])
+    spec, priors = config["growth"]["models"]["linear_censored"], config["growth"]["priors"]
+    for capacity in (int(per_rater.max()), int(per_rater.max()) + 3):
+        structure = growth_structure(
+            data, spec, priors, **levels, upper=upper, ceiling_capacity=capacity
+        )
+        inputs = ceiling_inputs(structure, structure.inputs(data))
+        assert (
+            inputs["ceiling_rows"].tolist() == np.flatnonzero(data["wai_total"] >= upper).tolist()
+        )
+        assert inputs["ceiling_slot_used"].tolist() == [1.0] * int(per_rater.max()) + [0.0] * (
+            capacity - int(per_rater.max())
+        )
+    for capacity in (0, int(per_rater.max()) - 1):
+        structure = growth_structure(
+            data, spec, priors, **levels, upper=upper, ceiling_capacity=capacity
+        )
+        with pytest.raises(ValueError, match="totals at the ceiling"):
+            ceiling_inputs(structure, structure.inputs(data))
 
 
 def test_patient_effects_are_drawn_from_their_conditional_posterior(config, trials):

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
-#: Bump when the generated wrappers change, so that cached ones are not reused.
-WRAPPER_VERSION = 1
+#: Part of every wrapper's cache key, with this module's source and nutpie's version.
+WRAPPER_VERSION = 2
+
+_MODULE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 _SIGNATURES = {
     "logp": "int64(uint64, CPointer(float64), CPointer(float64), CPointer(float64), voidptr)",
@@ -34,9 +37,24 @@ _SIGNATURES = {
 }
 
 
+class UncachedFunction(Exception):
+    """PyTensor compiled the model's function without its cacheable form (which takes its
+    arguments as one tuple): nutpie's own compile is used instead."""
+
+
 def compile_pymc_model(model):
     """``nutpie.compile_pymc_model(model)`` (numba backend, defaults) with wrappers that a warm
-    cache loads instead of compiling (see the module docstring)."""
+    cache loads instead of compiling (see the module docstring). Where PyTensor did not compile a
+    cacheable function (an operation without a cache key), nutpie's own compile."""
+    import nutpie
+
+    try:
+        return _compile_cached(model)
+    except UncachedFunction:
+        return nutpie.compile_pymc_model(model)
+
+
+def _compile_cached(model):
     from nutpie.compile_pymc import (
         CompiledPyMCModel,
         _make_functions,
@@ -146,11 +164,16 @@ def _native_function(dispatcher, inputs: list[np.ndarray]):
     cpu_target.typing_context.resolve_function_type(
         types.Dispatcher(dispatcher), argument_types, {}
     )
-    (result,) = (
+    matching = [
         compiled
         for compiled in dispatcher.overloads.values()
-        if tuple(compiled.signature.args[0]) == argument_types
-    )
+        if len(compiled.signature.args) == 1
+        and isinstance(compiled.signature.args[0], (types.StarArgTuple, types.StarArgUniTuple))
+        and tuple(compiled.signature.args[0]) == argument_types
+    ]
+    if len(matching) != 1:
+        raise UncachedFunction(dispatcher)
+    (result,) = matching
     address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
     if not address:
         raise RuntimeError("the compiled PyTensor function has no native entry point")
@@ -166,6 +189,7 @@ def _wrapper(kind, n_dim, n_expanded, keys, shared_data, record_dtype, native):
     """The C callback nutpie calls (nutpie's signature and return codes), compiled from generated
     source and cached under a key of its source and the native signature it calls."""
     import numba
+    import nutpie
     from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import compile_numba_function_src
 
@@ -183,6 +207,8 @@ def _wrapper(kind, n_dim, n_expanded, keys, shared_data, record_dtype, native):
             "        if not ok:",
             "            return 1",
             "        logp_value, gradient = result",
+            "        if gradient.shape[0] != n_dim:",
+            "            return 1",
             "        value = logp_value[()]",
             "        logp_[0] = value",
             "        for i in range(n_dim):",
@@ -201,6 +227,8 @@ def _wrapper(kind, n_dim, n_expanded, keys, shared_data, record_dtype, native):
             "        if not ok:",
             "            return -2",
             "        (values,) = result",
+            "        if values.shape[0] != n_expanded:",
+            "            return -2",
             "        for i in range(n_expanded):",
             "            out_[i] = values[i]",
         ]
@@ -235,10 +263,13 @@ def _wrapper(kind, n_dim, n_expanded, keys, shared_data, record_dtype, native):
         "n_dim": n_dim,
         "n_expanded": n_expanded,
     }
-    # numba compiles the globals in as constants: they are part of the key with the source.
+    # numba compiles the globals in as constants: they are part of the key with the source, and
+    # so is the code generating the call (this module, nutpie's helpers).
     identity = repr(
         (
             WRAPPER_VERSION,
+            _MODULE_HASH,
+            nutpie.__version__,
             source,
             str(native),
             str(record_dtype),

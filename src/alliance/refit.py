@@ -297,12 +297,14 @@ def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_pati
         else:
             sigma = pm.HalfNormal("sigma", sigma=priors["sigma"]["sigma"])
         observed = pm.Data("wai_observed", inputs["wai_observed"])
+        # A censored model with no slot: no total at the ceiling (else ceiling_inputs refuses).
+        if integrate_patient_effects and is_censored(structure):
+            ceiling = ceiling_inputs(structure, inputs)
         if integrate_patient_effects and is_censored(structure) and structure.ceiling_capacity:
             # Data augmentation: a total at the ceiling is a latent total above it, upper +
             # exp(excess_log), with a flat prior on the latent total (log Jacobian excess_log), so
             # that integrating it out gives the censored likelihood's P(total >= upper). Slots
             # that these data do not use have a standard normal density and nothing else.
-            ceiling = ceiling_inputs(structure, inputs)
             rows = pm.Data("ceiling_rows", ceiling["ceiling_rows"])
             used = pm.Data("ceiling_slot_used", ceiling["ceiling_slot_used"])
             excess_log = pm.Flat(LATENT_CEILING, shape=structure.ceiling_capacity)
@@ -458,9 +460,12 @@ class MarginalGrowthModel(CompiledModel):
         )
 
     def _marginal_inputs(self, inputs: Mapping) -> dict:
-        """``inputs`` with a censored model's positions of the totals at the ceiling."""
-        if is_censored(self.structure) and self.structure.ceiling_capacity:
-            return {**inputs, **ceiling_inputs(self.structure, inputs)}
+        """``inputs`` with a censored model's positions of the totals at the ceiling (an error
+        where there are more than the model holds, also where it holds none)."""
+        if is_censored(self.structure):
+            ceiling = ceiling_inputs(self.structure, inputs)
+            if self.structure.ceiling_capacity:
+                return {**inputs, **ceiling}
         return dict(inputs)
 
     def _residuals(self, inputs, posterior):
