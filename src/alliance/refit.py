@@ -208,16 +208,16 @@ def growth_refit_model(structure: GrowthStructure, data: pd.DataFrame):
     return _growth_model(structure, data, integrate_patient_effects=False)[0]
 
 
+#: The likelihoods whose models are sampled with the patient effects integrated out.
+INTEGRATED_LIKELIHOODS = ("gaussian", "censored_gaussian")
+
+
 def integrates_patient_effects(structure: GrowthStructure) -> bool:
     """Whether the patient effects of the growth model can be integrated out in closed form:
     one or two patient terms (intercept, slope) and a Gaussian likelihood, or a censored one
     (its totals at the ceiling then sampled as latent values above it: :func:`_growth_model`)."""
     likelihood = structure.spec.get("likelihood", "gaussian")
-    return likelihood in GAUSSIAN_LIKELIHOODS and 1 <= len(_patient_terms(structure)) <= 2
-
-
-#: The likelihoods whose models are sampled with the patient effects integrated out.
-GAUSSIAN_LIKELIHOODS = ("gaussian", "censored_gaussian")
+    return likelihood in INTEGRATED_LIKELIHOODS and 1 <= len(_patient_terms(structure)) <= 2
 
 
 def is_censored(structure: GrowthStructure) -> bool:
@@ -297,27 +297,27 @@ def _growth_model(structure: GrowthStructure, data: pd.DataFrame, integrate_pati
         else:
             sigma = pm.HalfNormal("sigma", sigma=priors["sigma"]["sigma"])
         observed = pm.Data("wai_observed", inputs["wai_observed"])
-        # A censored model with no slot: no total at the ceiling (else ceiling_inputs refuses).
         if integrate_patient_effects and is_censored(structure):
-            ceiling = ceiling_inputs(structure, inputs)
-        if integrate_patient_effects and is_censored(structure) and structure.ceiling_capacity:
             # Data augmentation: a total at the ceiling is a latent total above it, upper +
             # exp(excess_log), with a flat prior on the latent total (log Jacobian excess_log), so
             # that integrating it out gives the censored likelihood's P(total >= upper). Slots
-            # that these data do not use have a standard normal density and nothing else.
-            rows = pm.Data("ceiling_rows", ceiling["ceiling_rows"])
-            used = pm.Data("ceiling_slot_used", ceiling["ceiling_slot_used"])
-            excess_log = pm.Flat(LATENT_CEILING, shape=structure.ceiling_capacity)
-            observed = pt.set_subtensor(
-                observed[rows], structure.upper + pt.exp(excess_log[: rows.shape[0]])
-            )
-            pm.Potential(
-                "ceiling_latent_density",
-                pt.sum(
-                    used * excess_log
-                    + (1 - used) * (-0.5 * pt.square(excess_log) - 0.5 * np.log(2 * np.pi))
-                ),
-            )
+            # that these data do not use have a standard normal density and nothing else. A model
+            # with no slot has no total at the ceiling (ceiling_inputs refuses data with more).
+            ceiling = ceiling_inputs(structure, inputs)
+            if structure.ceiling_capacity:
+                rows = pm.Data("ceiling_rows", ceiling["ceiling_rows"])
+                used = pm.Data("ceiling_slot_used", ceiling["ceiling_slot_used"])
+                excess_log = pm.Flat(LATENT_CEILING, shape=structure.ceiling_capacity)
+                observed = pt.set_subtensor(
+                    observed[rows], structure.upper + pt.exp(excess_log[: rows.shape[0]])
+                )
+                pm.Potential(
+                    "ceiling_latent_density",
+                    pt.sum(
+                        used * excess_log
+                        + (1 - used) * (-0.5 * pt.square(excess_log) - 0.5 * np.log(2 * np.pi))
+                    ),
+                )
         if integrate_patient_effects:
             residual = observed - mu
             precision = pt.ones_like(residual) / pt.square(sigma)
