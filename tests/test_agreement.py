@@ -9,6 +9,7 @@ import xarray as xr
 
 from alliance.agreement import (
     QUANTITY_PARAMETERS,
+    MarginalAgreementModel,
     agreement_data,
     agreement_quantities,
     build_agreement_model,
@@ -19,7 +20,7 @@ from alliance.analysis_tables import build_analysis_tables
 from alliance.design import ARMS
 from alliance.input_data import read_trial_data
 from alliance.posterior_summary import summarise_draws
-from alliance.sampling import posterior_predictive, sample_pymc
+from alliance.sampling import posterior_predictive
 from alliance.settings import load_config
 from alliance.twin import concordance, generate_twin, write_input_files
 
@@ -101,8 +102,9 @@ def fit_agreement_on(config, seed, tmp_path):
         "alliance"
     ]
     pairs = agreement_data(alliance, config["instrument"])
-    model = build_agreement_model(pairs, config["agreement"]["priors"])
-    idata = sample_pymc(model, config["sampling"], seed=21)
+    # As the workflow fits it: sampled with the patient effects integrated out, drawn afterwards.
+    compiled = MarginalAgreementModel(pairs, config["agreement"]["priors"])
+    idata = compiled.fit({}, config["sampling"], seed=21)
     quantities = agreement_quantities(idata["posterior"].to_dataset(), [3, 6, 12])
     # Twelve intervals are checked per test (3 quantities x 2 arms x 2 twins): Bonferroni-adjusted
     # intervals keep the family-wise miss rate at 5%, whatever state the compile cache is in.
@@ -377,3 +379,252 @@ def test_likelihood_is_the_bivariate_normal_density_of_each_assessment():
         else:
             expected += stats.norm(mean[row][rated], sd[rated]).logpdf(y[rated]).sum()
     assert log_lik == pytest.approx(expected, rel=1e-10)
+
+
+# --- The marginal model: the patient effects integrated out ------------------------------------
+
+
+def three_visit_pairs(seed: int = 5, n_patients: int = 24) -> pd.DataFrame:
+    """Pairs of a small trial at months 3, 6 and 12, with pairs, single ratings of either rater
+    and missing assessments, therapists shared across arms."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_patients):
+        arm = ARMS[0] if i < n_patients // 2 else ARMS[1]
+        for month, time in zip((3, 6, 12), (0.0, 1 / 3, 1.0), strict=True):
+            rated = rng.choice(["both", "both", "patient", "therapist", "none"])
+            if rated == "none" and i % 6:  # every sixth patient is rated at every visit
+                continue
+            patient = rng.normal(6, 0.7) if rated in ("both", "patient") else np.nan
+            therapist = rng.normal(5.5, 0.7) if rated in ("both", "therapist") else np.nan
+            if rated == "none":
+                patient, therapist = rng.normal(6, 0.7), rng.normal(5.5, 0.7)
+            rows.append((f"p{i:02d}", arm, f"t{i % 5}", month, time, patient, therapist))
+    columns = ["patient_id", "arm", "therapist_id", "month", "time", "patient", "therapist"]
+    pairs = pd.DataFrame(rows, columns=columns)
+    pairs["arm"] = pd.Categorical(pairs["arm"], list(ARMS))
+    return pairs
+
+
+def agreement_point(rng, n_therapists: int) -> dict:
+    """A value of every parameter of the agreement model but the patient effects."""
+    return {
+        "level": rng.normal(5.5, 0.3, (2, 2)),
+        "change": rng.normal(0, 0.2, (2, 2)),
+        "patient_level_sd": rng.uniform(0.3, 0.8, (2, 2)),
+        "patient_change_sd": rng.uniform(0.1, 0.4, (2, 2)),
+        "level_corr_01": rng.uniform(0.1, 0.9, 2),
+        "change_corr_01": rng.uniform(0.1, 0.9, 2),
+        "therapist_sd": rng.uniform(0.1, 0.3, 2),
+        "therapist_z": rng.normal(0, 1, (n_therapists, 2)),
+        "residual_sd": rng.uniform(0.3, 0.6, (2, 2)),
+        "residual_corr_01": rng.uniform(0.1, 0.9, 2),
+    }
+
+
+def point_as_draws(value, draws: int) -> xr.Dataset:
+    """``value`` (:func:`agreement_point`) as ``draws`` identical posterior draws, with the
+    correlations as the model's deterministics."""
+    dims = {
+        "level": ("arm", "rater"),
+        "change": ("arm", "rater"),
+        "patient_level_sd": ("arm", "rater"),
+        "patient_change_sd": ("arm", "rater"),
+        "therapist_sd": ("rater",),
+        "therapist_z": ("therapist", "rater"),
+        "residual_sd": ("arm", "rater"),
+    }
+    variables = {
+        name: (
+            ("chain", "draw", *dims[name]),
+            np.broadcast_to(value[name], (1, draws, *np.shape(value[name]))),
+        )
+        for name in dims
+    }
+    for kind in ("level", "change", "residual"):
+        corr = 2 * value[f"{kind}_corr_01"] - 1
+        variables[f"{kind}_corr"] = (("chain", "draw", "arm"), np.broadcast_to(corr, (1, draws, 2)))
+    return xr.Dataset(variables, coords={"chain": [0], "draw": np.arange(draws)})
+
+
+def dense_patient_model(pairs, value, therapists, patient_id):
+    """Patient ``patient_id``'s ratings as the module docstring defines them, in dense matrices:
+    the ratings y, their mean without the patient effects, the effects' design Z (columns:
+    patient-rated level and change, therapist-rated level and change), the effects' covariance D
+    and the residual covariance R (the two ratings of one month correlated)."""
+    rows = pairs[pairs["patient_id"] == patient_id]
+    arm = ARMS.index(rows["arm"].iloc[0])
+    v = value["therapist_z"] * value["therapist_sd"]
+    sd, rho = value["residual_sd"][arm], 2 * value["residual_corr_01"][arm] - 1
+    ratings = [
+        (r, row.time, row.month, getattr(row, rater), therapists.index(row.therapist_id))
+        for row in rows.itertuples()
+        for r, rater in enumerate(("patient", "therapist"))
+        if not np.isnan(getattr(row, rater))
+    ]
+    y = np.array([rating[3] for rating in ratings])
+    mean = np.array(
+        [
+            value["level"][arm, r] + value["change"][arm, r] * t + v[th, r]
+            for r, t, _, _, th in ratings
+        ]
+    )
+    z = np.zeros((len(ratings), 4))
+    for k, (r, t, *_) in enumerate(ratings):
+        z[k, 2 * r : 2 * r + 2] = (1.0, t)
+    d = np.zeros((4, 4))
+    for column, kind in enumerate(("level", "change")):
+        s, c = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
+        block = np.array([[s[0] ** 2, c * s[0] * s[1]], [c * s[0] * s[1], s[1] ** 2]])
+        d[np.ix_([column, column + 2], [column, column + 2])] = block
+    residual = np.array(
+        [
+            [
+                (sd[r] ** 2 if r == q else rho * sd[0] * sd[1]) if m == n else 0.0
+                for q, _, n, _, _ in ratings
+            ]
+            for r, _, m, _, _ in ratings
+        ]
+    )
+    return y, mean, z, d, residual
+
+
+def test_the_marginal_agreement_model_is_the_full_model_with_the_patient_effects_integrated_out():
+    """At a random point the marginal model's log density equals the full model's priors on
+    every parameter but the patient effects plus, patient by patient, SciPy's multivariate normal
+    density of the patient's ratings with covariance Z D Z' + R (dense; the ratings of one month
+    correlated); a randomised patient without a rating adds nothing."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from scipy import stats
+
+    from alliance.agreement import (
+        agreement_inputs,
+        build_marginal_agreement_model,
+        integrated_patient_log_density,
+        marginal_agreement_inputs,
+    )
+
+    pairs = three_visit_pairs()
+    priors = load_config()["agreement"]["priors"]
+    patients = [*sorted(pairs["patient_id"].unique()), "p_unrated"]
+    therapists = sorted(pairs["therapist_id"].unique())
+    value = agreement_point(np.random.default_rng(7), len(therapists))
+    marginal = remove_value_transforms(
+        build_marginal_agreement_model(pairs, priors, patients, therapists)
+    )
+    full = remove_value_transforms(build_agreement_model(pairs, priors, patients, therapists))
+    effects = {f"patient_{kind}_z": np.zeros((len(patients), 2)) for kind in ("level", "change")}
+    priors_part = full.compile_logp(vars=[full[name] for name in value])({**value, **effects})
+    ratings_part = 0.0
+    for patient in patients[:-1]:
+        y, mean, z, d, residual = dense_patient_model(pairs, value, therapists, patient)
+        ratings_part += stats.multivariate_normal(mean, z @ d @ z.T + residual).logpdf(y)
+    assert marginal.compile_logp()(value) == pytest.approx(priors_part + ratings_part, rel=1e-10)
+    # The NumPy form (per patient, at a draw) is the same density.
+    posterior = point_as_draws(value, draws=1)
+    per_patient = integrated_patient_log_density(
+        posterior,
+        marginal_agreement_inputs(agreement_inputs(pairs, patients, therapists)),
+        len(patients),
+    )
+    assert per_patient[-1, 0] == pytest.approx(0.0, abs=1e-12)  # the patient without a rating
+    assert per_patient.sum() == pytest.approx(ratings_part, rel=1e-10)
+
+
+def test_the_agreement_models_patient_effects_are_drawn_from_their_conditional_posterior():
+    """Given a draw of the other parameters, a patient's four effects are normal with precision
+    D^-1 + Z' R^-1 Z and mean (D^-1 + Z' R^-1 Z)^-1 Z' R^-1 (y - mean) (dense algebra here): the
+    effects built from 20,000 conditional draws of z at one point, as the full model builds
+    them, have that mean and covariance, for a patient rated by both at every visit, one with
+    some single ratings, and one without a rating (the prior)."""
+    from alliance.agreement import agreement_inputs as inputs_of
+    from alliance.agreement import conditional_patient_effects, marginal_agreement_inputs
+
+    pairs = three_visit_pairs()
+    patients = [*sorted(pairs["patient_id"].unique()), "p_unrated"]
+    therapists = sorted(pairs["therapist_id"].unique())
+    value = agreement_point(np.random.default_rng(8), len(therapists))
+    draws = 20_000
+    posterior = point_as_draws(value, draws)
+    coords = {"patient": patients, "rater": ["patient", "therapist"]}
+    z = conditional_patient_effects(
+        posterior,
+        marginal_agreement_inputs(inputs_of(pairs, patients, therapists)),
+        coords,
+        np.random.default_rng(9),
+    )
+    counts = pairs.groupby("patient_id")[["patient", "therapist"]].count().sum(axis=1)
+    chosen = [counts.idxmax(), counts[counts < counts.max()].index[0], "p_unrated"]
+    for patient in chosen:
+        position = patients.index(patient)
+        arm = (
+            0
+            if patient == "p_unrated"
+            else ARMS.index(pairs.loc[pairs["patient_id"] == patient, "arm"].iloc[0])
+        )
+        effects = []
+        for kind in ("level", "change"):  # as build_agreement_model builds them from z
+            sd, rho = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
+            z0, z1 = (z[f"patient_{kind}_z"].to_numpy()[0, :, position, r] for r in (0, 1))
+            effects.append((sd[0] * z0, sd[1] * (rho * z0 + np.sqrt(1 - rho**2) * z1)))
+        # The columns of dense_patient_model's design: patient level, change, therapist ...
+        sample = np.column_stack([effects[0][0], effects[1][0], effects[0][1], effects[1][1]])
+        if patient == "p_unrated":
+            _, _, _, d, _ = dense_patient_model(pairs, value, therapists, patients[0])
+            covariance, mean = d, np.zeros(4)
+        else:
+            y, fixed, design, d, residual = dense_patient_model(pairs, value, therapists, patient)
+            weight = np.linalg.inv(residual)
+            covariance = np.linalg.inv(np.linalg.inv(d) + design.T @ weight @ design)
+            mean = covariance @ design.T @ weight @ (y - fixed)
+        standard_error = np.sqrt(np.diag(covariance) / draws)
+        assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * standard_error), patient
+        np.testing.assert_allclose(
+            np.cov(sample.T), covariance, atol=0.03 * np.abs(covariance).max()
+        )
+
+
+class UnitNoise:
+    """A random generator whose standard normal draws are the unit vectors: draw k of a
+    patient's noise is e_k (k < 4), draw 4 is zero."""
+
+    def standard_normal(self, shape):
+        noise = np.zeros(shape)
+        for k in range(shape[0]):
+            noise[k, :, k] = 1.0
+        return noise
+
+
+def test_the_agreement_models_conditional_draws_have_the_exact_mean_and_covariance():
+    """With the noise replaced by the unit vectors (and zero), the conditional draws are
+    deterministic: the draw without noise is the conditional mean, and the deviations of the
+    four others are the columns of a square root of the conditional covariance (dense algebra,
+    rel. 1e-9), for every rated patient."""
+    from alliance.agreement import agreement_inputs as inputs_of
+    from alliance.agreement import conditional_patient_effects, marginal_agreement_inputs
+
+    pairs = three_visit_pairs(seed=11)
+    patients = sorted(pairs["patient_id"].unique())
+    therapists = sorted(pairs["therapist_id"].unique())
+    value = agreement_point(np.random.default_rng(12), len(therapists))
+    z = conditional_patient_effects(
+        point_as_draws(value, 5),
+        marginal_agreement_inputs(inputs_of(pairs, patients, therapists)),
+        {"patient": patients, "rater": ["patient", "therapist"]},
+        UnitNoise(),
+    )
+    for position, patient in enumerate(patients):
+        y, fixed, design, d, residual = dense_patient_model(pairs, value, therapists, patient)
+        arm = ARMS.index(pairs.loc[pairs["patient_id"] == patient, "arm"].iloc[0])
+        effects = []
+        for kind in ("level", "change"):  # as build_agreement_model builds them from z
+            sd, rho = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
+            z0, z1 = (z[f"patient_{kind}_z"].to_numpy()[0, :, position, r] for r in (0, 1))
+            effects.append((sd[0] * z0, sd[1] * (rho * z0 + np.sqrt(1 - rho**2) * z1)))
+        draws = np.column_stack([effects[0][0], effects[1][0], effects[0][1], effects[1][1]])
+        weight = np.linalg.inv(residual)
+        covariance = np.linalg.inv(np.linalg.inv(d) + design.T @ weight @ design)
+        mean = covariance @ design.T @ weight @ (y - fixed)
+        np.testing.assert_allclose(draws[4], mean, rtol=1e-9, atol=1e-12)
+        root = (draws[:4] - draws[4]).T  # column k: the deviation of draw k
+        np.testing.assert_allclose(root @ root.T, covariance, rtol=1e-9, atol=1e-12)

@@ -208,6 +208,7 @@ def fit_agreement_model(
     """Aim (b): the bivariate (patient x therapist) growth model of agreement."""
     from alliance.agreement import (
         QUANTITY_PARAMETERS,
+        MarginalAgreementModel,
         agreement_data,
         agreement_estimands,
         build_agreement_model,
@@ -215,7 +216,14 @@ def fit_agreement_model(
 
     months = list(settings["instrument"]["months"])
     pairs = agreement_data(alliance, settings["instrument"])
-    model = build_agreement_model(pairs, settings["priors"])
+    # Sampled by nutpie with the patient effects integrated out (the same posterior, tests);
+    # with another sampler, in full.
+    compiled = None
+    if settings["sampling"]["sampler"] == "nutpie":
+        compiled = MarginalAgreementModel(pairs, settings["priors"], log=log)
+        model = compiled.model
+    else:
+        model = build_agreement_model(pairs, settings["priors"])
     if log is not None:
         log.info(
             "fitting the bivariate agreement model: %d assessments, %d with both ratings",
@@ -236,6 +244,7 @@ def fit_agreement_model(
         log,
         cores=cores,
         predicted=[f"{rater}_rating" for rater in RATERS],
+        compiled=compiled,
     )
     return idata, {"aim": "b", "model": "bivariate", "label": "agreement_bivariate"}
 

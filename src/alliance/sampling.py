@@ -318,9 +318,12 @@ def fit_with_safety_net(
     for model comparison). ``estimands_of(tree)``: the dataset of reported
     quantities computed from a tree's ``posterior`` group. ``seed(*step)``: the job's seed of a
     step (:func:`alliance.seeds.job_seeds`). ``label``: the model's name in the convergence table.
-    ``compiled``: the model's PyMC form compiled once (:class:`alliance.refit.CompiledModel`),
-    sampled on ``inputs`` (its data) by :func:`sample_compiled`; ``model`` (the Bambi model of the
-    same data) then gives the priors.
+    ``compiled``: for a Bambi model, its PyMC form compiled once
+    (:class:`alliance.refit.CompiledModel`), sampled on ``inputs`` (its data) by
+    :func:`sample_compiled`; ``model`` (the Bambi model of the same data) then gives the priors.
+    For a PyMC model, a compiled form whose ``fit`` gives draws of ``model``'s posterior on the
+    data ``model`` holds (e.g. :class:`alliance.agreement.MarginalAgreementModel`); by default a
+    PyMC model sampled by nutpie is compiled as it is.
     """
     from alliance.diagnostics import fit_checks
     from alliance.refit import CompiledModel
@@ -329,10 +332,11 @@ def fit_with_safety_net(
     is_bambi = hasattr(model, "backend")
     judged = {}  # the last attempt's reported quantities, computed once
     # A PyMC model sampled by nutpie is compiled once, for every attempt of the safety net.
-    if not is_bambi and compiled is None and sampling["sampler"] == "nutpie":
-        compiled_pymc = CompiledModel(model, log)
-    else:
-        compiled_pymc = None
+    compiled_pymc = None
+    if not is_bambi:
+        compiled_pymc, compiled = compiled, None
+        if compiled_pymc is None and sampling["sampler"] == "nutpie":
+            compiled_pymc = CompiledModel(model, log)
 
     def sample(settings, attempt):
         extension = (attempt,) if attempt else ()

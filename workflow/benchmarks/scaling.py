@@ -10,13 +10,15 @@ For each size a twin of the trial with that many patients (the default twin's ot
 config's seed) is simulated and cleaned as the workflow does; the patient-rated ``linear`` growth
 model as the workflow samples it (``alliance.refit.compile_growth_model``: the patient effects
 integrated out, then drawn from their conditional posterior, which the sampling seconds include),
-its full PyMC form with the patient effects sampled (``growth_linear_full``, as the censored
-model is sampled) and the bivariate agreement model are built with their data as inputs,
+its full PyMC form with the patient effects sampled (``growth_linear_full``), the bivariate
+agreement model as the workflow samples it (``agreement``:
+``alliance.agreement.MarginalAgreementModel``, its patient effects integrated out and drawn
+afterwards) and in full (``agreement_full``) are built with their data as inputs,
 compiled by nutpie and sampled one chain after another. Each (model, size) runs in its own
 process with an empty compile cache, so every compile is cold.
 
 Reported per model and size: compile seconds, sampling seconds (without the marginal growth
-model's drawing of the patient effects, ``effects_s``), gradient evaluations (leapfrog
+models' drawing of the patient effects, ``effects_s``), gradient evaluations (leapfrog
 steps, warm-up included) and sampling seconds per 1,000 of them. Linear cost means the last
 column grows in proportion to the number of observations; the number of steps per draw depends
 on the posterior's geometry, not directly on the data size. Written to
@@ -36,13 +38,19 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 RESULT_FILE = PROJECT_DIR / "workflow" / "benchmarks" / "scaling.csv"
-MODELS = ("growth_linear", "growth_linear_full", "agreement")
+MODELS = ("growth_linear", "growth_linear_full", "agreement", "agreement_full")
 
 
 def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
     """Compile and sample one model on a twin of ``patients`` patients (in this process, whose
     caches :func:`alliance.runtime.isolate_caches` must already have pointed at an empty folder)."""
-    from alliance.agreement import agreement_data, build_agreement_model
+    from alliance.agreement import (
+        MarginalAgreementModel,
+        agreement_data,
+        build_agreement_model,
+        conditional_patient_effects,
+        marginal_agreement_inputs,
+    )
     from alliance.growth import growth_data
     from alliance.refit import (
         CompiledModel,
@@ -73,15 +81,16 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
         observations = len(data)
     else:
         pairs = agreement_data(alliance, instrument)
-        model = build_agreement_model(
-            pairs, config["agreement"]["priors"], levels["patients"], levels["therapists"]
-        )
+        indexed = (pairs, config["agreement"]["priors"], levels["patients"], levels["therapists"])
+        model = build_agreement_model(*indexed)
         observations = int(pairs[["patient", "therapist"]].notna().sum().sum())
     build_seconds = time.perf_counter() - start
     if model_name == "growth_linear":
         compiled = compile_growth_model(structure, data)
     elif model_name == "growth_linear_full":
         compiled = CompiledModel(growth_refit_model(structure, data))
+    elif model_name == "agreement":
+        compiled = MarginalAgreementModel(*indexed)
     else:
         compiled = CompiledModel(model)
     start = time.perf_counter()
@@ -89,14 +98,23 @@ def measure_one(model_name: str, patients: int, sampling: dict) -> dict:
         inputs, {**sampling, "target_accept": config["sampling"]["target_accept"]}, 1
     )
     sampling_seconds = time.perf_counter() - start
-    # The marginal growth model's fit includes drawing the patient effects after sampling: timed
-    # again on its own, and left out of the time per gradient evaluation.
-    effects_seconds = 0.0
-    if hasattr(compiled, "patient_offsets"):
-        import numpy as np
+    # The marginal models' fits include drawing the patient effects after sampling: timed again
+    # on their own, and left out of the time per gradient evaluation.
+    import numpy as np
 
-        start = time.perf_counter()
-        compiled.patient_offsets(inputs, tree["posterior"].to_dataset(), np.random.default_rng(1))
+    effects_seconds = 0.0
+    posterior = tree["posterior"].to_dataset()
+    start = time.perf_counter()
+    if hasattr(compiled, "patient_offsets"):
+        compiled.patient_offsets(inputs, posterior, np.random.default_rng(1))
+        effects_seconds = time.perf_counter() - start
+    elif isinstance(compiled, MarginalAgreementModel):
+        conditional_patient_effects(
+            posterior,
+            marginal_agreement_inputs(compiled.inputs),
+            compiled.model.coords,
+            np.random.default_rng(1),
+        )
         effects_seconds = time.perf_counter() - start
     stats = tree["sample_stats"]
     # nutpie keeps the warm-up's statistics out of the tree (save_warmup=False): the steps of the
