@@ -489,6 +489,29 @@ def dense_patient_model(pairs, value, therapists, patient_id):
     return y, mean, z, d, residual
 
 
+def dense_conditional(pairs, value, therapists, patient_id):
+    """Mean and covariance of a patient's four effects given the ratings and ``value``:
+    precision D^-1 + Z' R^-1 Z, mean (D^-1 + Z' R^-1 Z)^-1 Z' R^-1 (y - mean), dense."""
+    y, fixed, design, d, residual = dense_patient_model(pairs, value, therapists, patient_id)
+    weight = np.linalg.inv(residual)
+    covariance = np.linalg.inv(np.linalg.inv(d) + design.T @ weight @ design)
+    return covariance @ design.T @ weight @ (y - fixed), covariance
+
+
+def effects_from_z(z, value, position, arm) -> np.ndarray:
+    """The patient's four effects (draw x effect, in dense_patient_model's column order: patient
+    level, patient change, therapist level, therapist change) from the drawn z's of the
+    patient at ``position``, built as build_agreement_model builds them."""
+    effects = {}
+    for kind in ("level", "change"):
+        sd, rho = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
+        z0, z1 = (z[f"patient_{kind}_z"].to_numpy()[0, :, position, r] for r in (0, 1))
+        effects[kind] = (sd[0] * z0, sd[1] * (rho * z0 + np.sqrt(1 - rho**2) * z1))
+    return np.column_stack(
+        [effects["level"][0], effects["change"][0], effects["level"][1], effects["change"][1]]
+    )
+
+
 def test_the_marginal_agreement_model_is_the_full_model_with_the_patient_effects_integrated_out():
     """At a random point the marginal model's log density equals the full model's priors on
     every parameter but the patient effects plus, patient by patient, SciPy's multivariate normal
@@ -557,26 +580,14 @@ def test_the_agreement_models_patient_effects_are_drawn_from_their_conditional_p
     chosen = [counts.idxmax(), counts[counts < counts.max()].index[0], "p_unrated"]
     for patient in chosen:
         position = patients.index(patient)
-        arm = (
-            0
-            if patient == "p_unrated"
-            else ARMS.index(pairs.loc[pairs["patient_id"] == patient, "arm"].iloc[0])
-        )
-        effects = []
-        for kind in ("level", "change"):  # as build_agreement_model builds them from z
-            sd, rho = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
-            z0, z1 = (z[f"patient_{kind}_z"].to_numpy()[0, :, position, r] for r in (0, 1))
-            effects.append((sd[0] * z0, sd[1] * (rho * z0 + np.sqrt(1 - rho**2) * z1)))
-        # The columns of dense_patient_model's design: patient level, change, therapist ...
-        sample = np.column_stack([effects[0][0], effects[1][0], effects[0][1], effects[1][1]])
-        if patient == "p_unrated":
+        if patient == "p_unrated":  # the prior, of the stand-in arm (the first)
+            arm = 0
             _, _, _, d, _ = dense_patient_model(pairs, value, therapists, patients[0])
             covariance, mean = d, np.zeros(4)
         else:
-            y, fixed, design, d, residual = dense_patient_model(pairs, value, therapists, patient)
-            weight = np.linalg.inv(residual)
-            covariance = np.linalg.inv(np.linalg.inv(d) + design.T @ weight @ design)
-            mean = covariance @ design.T @ weight @ (y - fixed)
+            arm = ARMS.index(pairs.loc[pairs["patient_id"] == patient, "arm"].iloc[0])
+            mean, covariance = dense_conditional(pairs, value, therapists, patient)
+        sample = effects_from_z(z, value, position, arm)
         standard_error = np.sqrt(np.diag(covariance) / draws)
         assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * standard_error), patient
         np.testing.assert_allclose(
@@ -614,17 +625,9 @@ def test_the_agreement_models_conditional_draws_have_the_exact_mean_and_covarian
         UnitNoise(),
     )
     for position, patient in enumerate(patients):
-        y, fixed, design, d, residual = dense_patient_model(pairs, value, therapists, patient)
         arm = ARMS.index(pairs.loc[pairs["patient_id"] == patient, "arm"].iloc[0])
-        effects = []
-        for kind in ("level", "change"):  # as build_agreement_model builds them from z
-            sd, rho = value[f"patient_{kind}_sd"][arm], 2 * value[f"{kind}_corr_01"][arm] - 1
-            z0, z1 = (z[f"patient_{kind}_z"].to_numpy()[0, :, position, r] for r in (0, 1))
-            effects.append((sd[0] * z0, sd[1] * (rho * z0 + np.sqrt(1 - rho**2) * z1)))
-        draws = np.column_stack([effects[0][0], effects[1][0], effects[0][1], effects[1][1]])
-        weight = np.linalg.inv(residual)
-        covariance = np.linalg.inv(np.linalg.inv(d) + design.T @ weight @ design)
-        mean = covariance @ design.T @ weight @ (y - fixed)
+        mean, covariance = dense_conditional(pairs, value, therapists, patient)
+        draws = effects_from_z(z, value, position, arm)
         np.testing.assert_allclose(draws[4], mean, rtol=1e-9, atol=1e-12)
         root = (draws[:4] - draws[4]).T  # column k: the deviation of draw k
         np.testing.assert_allclose(root @ root.T, covariance, rtol=1e-9, atol=1e-12)

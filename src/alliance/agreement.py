@@ -478,18 +478,10 @@ def _numpy_terms(posterior: xr.Dataset, inputs: Mapping, n_patients: int) -> dic
     draw)."""
     from scipy import sparse
 
+    # The population parameters: the agreement quantities' (the therapist SD enters through the
+    # therapist effects).
     params = {
-        name: _draws_last(posterior, name)
-        for name in (
-            "level",
-            "change",
-            "patient_level_sd",
-            "patient_change_sd",
-            "level_corr",
-            "change_corr",
-            "residual_sd",
-            "residual_corr",
-        )
+        name: _draws_last(posterior, name) for name in QUANTITY_PARAMETERS if name != "therapist_sd"
     }
     params["therapist_effect"] = (
         _draws_last(posterior, "therapist_z") * _draws_last(posterior, "therapist_sd")[None]
