@@ -331,18 +331,9 @@ def test_likelihood_is_the_bivariate_normal_density_of_each_assessment():
     )
     n_patients, n_therapists = n // 2, 4
     value = {
-        "level": rng.normal(5.5, 0.3, (2, 2)),
-        "change": rng.normal(0, 0.2, (2, 2)),
-        "patient_level_sd": rng.uniform(0.3, 0.8, (2, 2)),
-        "patient_change_sd": rng.uniform(0.1, 0.4, (2, 2)),
-        "level_corr_01": rng.uniform(0.2, 0.8, 2),
-        "change_corr_01": rng.uniform(0.2, 0.8, 2),
+        **agreement_point(rng, n_therapists),
         "patient_level_z": rng.normal(0, 1, (n_patients, 2)),
         "patient_change_z": rng.normal(0, 1, (n_patients, 2)),
-        "therapist_sd": rng.uniform(0.1, 0.3, 2),
-        "therapist_z": rng.normal(0, 1, (n_therapists, 2)),
-        "residual_sd": rng.uniform(0.3, 0.6, (2, 2)),
-        "residual_corr_01": rng.uniform(0.1, 0.9, 2),
     }
     log_lik = model.compile_logp(vars=model.observed_RVs)(value)
 

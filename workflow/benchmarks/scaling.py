@@ -21,7 +21,9 @@ Reported per model and size: compile seconds, sampling seconds (without the marg
 models' drawing of the patient effects, ``effects_s``), gradient evaluations (leapfrog
 steps, warm-up included) and sampling seconds per 1,000 of them. Linear cost means the last
 column grows in proportion to the number of observations; the number of steps per draw depends
-on the posterior's geometry, not directly on the data size. Written to
+on the posterior's geometry, not directly on the data size. (``agreement``'s build seconds are
+the full model's, which its fit uses for the draws after sampling; building the marginal model it
+samples is counted in its compile seconds.) Written to
 ``workflow/benchmarks/scaling.csv``.
 """
 
