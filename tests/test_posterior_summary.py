@@ -51,6 +51,52 @@ def test_rope_tail_probabilities_and_their_monte_carlo_errors():
     assert certain["mcse_prob_positive"] == 0 and certain["mcse_prob_in_rope"] == 0
 
 
+def test_monte_carlo_diagnostics_equal_arviz():
+    """ESS (bulk, tail), R-hat and the MCSE of the mean and of both probabilities, computed for
+    all elements at once, are ArviZ's numbers element by element: autocorrelated chains, a chain
+    stuck elsewhere, a constant element (every draw on one side of 0 and outside the ROPE)."""
+    import arviz as az
+
+    rng = np.random.default_rng(11)
+    chains, n = 4, 600
+    autocorrelated = np.zeros((chains, n))
+    for t in range(1, n):
+        autocorrelated[:, t] = 0.8 * autocorrelated[:, t - 1] + rng.normal(0, 0.1, chains)
+    stuck = rng.normal(0.05, 0.1, (chains, n))
+    stuck[0] += 0.3
+    columns = [autocorrelated, stuck, np.full((chains, n), 2.0), rng.normal(0, 0.1, (chains, n))]
+    draws = xr.DataArray(
+        np.stack(columns, axis=-1), dims=("chain", "draw", "term"), coords={"term": list("abcd")}
+    )
+    rope = 0.1
+    table = summarise_draws(draws, 0.95, rope).set_index("term")
+    for term in draws["term"].values:
+        one = xr.Dataset({"q": draws.sel(term=term)})
+        positive = xr.Dataset({"q": (one["q"] > 0).astype(float)})
+        in_rope = xr.Dataset({"q": (abs(one["q"]) < rope).astype(float)})
+        expected = {
+            "ess_bulk": az.ess(one, method="bulk")["q"],
+            "ess_tail": az.ess(one, method="tail")["q"],
+            "r_hat": az.rhat(one)["q"],
+            "mcse_mean": az.mcse(one)["q"],
+            "mcse_prob_positive": az.mcse(positive)["q"],
+            "mcse_prob_in_rope": az.mcse(in_rope)["q"],
+        }
+        for column, value in expected.items():
+            value = float(value)
+            if column.startswith("mcse_prob") and np.isnan(value):
+                value = 0.0  # a constant indicator: no Monte Carlo error
+            if np.isnan(value):
+                assert np.isnan(table.loc[term, column]), (term, column)
+            else:
+                assert table.loc[term, column] == pytest.approx(value, rel=1e-9, abs=1e-12), (
+                    term,
+                    column,
+                )
+    assert table.loc["b", "r_hat"] > 1.1  # the stuck chain is seen
+    assert table.loc["c", "mcse_prob_positive"] == 0 and table.loc["c", "mcse_prob_in_rope"] == 0
+
+
 def test_scalar_quantity_and_stuck_chains_are_flagged():
     stuck = normal_draws(0, 1, seed=3)
     stuck[0] += 5  # one chain elsewhere: R-hat far above 1

@@ -79,6 +79,23 @@ def convergence_statistics(values: np.ndarray) -> dict[str, np.ndarray]:
     return statistics
 
 
+def mcse_mean(values: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the mean of every column of ``values`` (chain x draw x
+    element): the draws' SD over the square root of their ESS for the mean (split chains, not
+    rank-normalised), as ``arviz.mcse`` computes it (method ``mean``); NaN for an element with a
+    missing value or fewer than 4 draws, 0 for a constant one."""
+    values = np.asarray(values, dtype=float)
+    chains, draws, elements = values.shape
+    result = np.full(elements, np.nan)
+    valid = ~np.isnan(values).any(axis=(0, 1)) & (draws >= 4)
+    if not valid.any():
+        return result
+    kept = np.ascontiguousarray(np.moveaxis(values[:, :, valid], 2, 0))  # element x chain x draw
+    sd = np.std(kept.reshape(len(kept), -1), axis=1, ddof=1)
+    result[valid] = sd / np.sqrt(_ess(_split_chains(kept)))
+    return result
+
+
 def max_rhat(posterior) -> float:
     """The largest rank-normalised split R-hat (:func:`convergence_statistics`) over every element
     of every variable of ``posterior`` (dims ``chain``, ``draw``, ...)."""

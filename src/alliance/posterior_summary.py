@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -69,24 +70,8 @@ def summarise_draws(
     standard errors of those two probabilities (of the mean of their indicator draws, with the
     chains' autocorrelation).
     """
-    import arviz as az
-
     draws = draws.transpose("chain", "draw", ...)
-    dataset = xr.Dataset({"q": draws})
-
-    def probability_mcse(indicator: xr.DataArray) -> xr.DataArray:
-        # A constant indicator (every draw on one side) has no Monte Carlo error.
-        mcse = az.mcse(xr.Dataset({"q": indicator.astype(float)}))["q"]
-        return mcse.fillna(0.0)
-
-    diagnostics = {
-        "ess_bulk": az.ess(dataset, method="bulk")["q"],
-        "ess_tail": az.ess(dataset, method="tail")["q"],
-        "r_hat": az.rhat(dataset)["q"],
-        "mcse_mean": az.mcse(dataset)["q"],
-        "mcse_prob_positive": probability_mcse(draws > 0),
-        "mcse_prob_in_rope": probability_mcse(abs(draws) < rope),
-    }
+    diagnostics = _monte_carlo_diagnostics(draws, rope)
     tail = (1 - ci_prob) / 2
     flat = draws.stack(sample=("chain", "draw"))
     stats = {
@@ -128,6 +113,34 @@ def summarise_draws(
         if column not in table:
             table[column] = float("nan")
     return table[DETAIL_COLUMNS]
+
+
+def _monte_carlo_diagnostics(draws: xr.DataArray, rope: float) -> dict[str, xr.DataArray]:
+    """Bulk and tail ESS, R-hat and the MCSE of the mean of every element of ``draws`` (chain,
+    draw, ...), and the MCSE of ``prob_positive`` and ``prob_in_rope`` (of the mean of their
+    indicator draws; 0 when every draw is on one side): ArviZ's numbers
+    (:mod:`alliance.diagnostics`), all elements at once and without importing ArviZ."""
+    from alliance.diagnostics import convergence_statistics, mcse_mean
+
+    template = draws.isel(chain=0, draw=0, drop=True)
+    values = draws.to_numpy().reshape(*draws.shape[:2], -1)
+
+    def shaped(column: np.ndarray) -> xr.DataArray:
+        return template.copy(data=column.reshape(template.shape))
+
+    statistics = convergence_statistics(values)
+    indicators = {
+        "mcse_prob_positive": values > 0,
+        "mcse_prob_in_rope": np.abs(values) < rope,
+    }
+    return {
+        **{name: shaped(statistics[name]) for name in ("ess_bulk", "ess_tail", "r_hat")},
+        "mcse_mean": shaped(mcse_mean(values)),
+        **{
+            name: shaped(np.nan_to_num(mcse_mean(indicator.astype(float)), nan=0.0))
+            for name, indicator in indicators.items()
+        },
+    }
 
 
 #: Reported quantities on the correlation scale; every other one is in WAI points (ROPE).
