@@ -106,6 +106,12 @@ def test_the_sampler_recovers_a_known_logistic_regression():
     posterior = fit_dropout_model(data, PRIORS, seed=1)
     summary = dropout_summary(posterior, 0.95).set_index("term")
     assert (summary["r_hat"] < 1.01).all() and (summary["ess_bulk"] > 1000).all()
+    import arviz as az  # the diagnostics are ArviZ's numbers
+
+    np.testing.assert_allclose(summary["r_hat"], az.rhat(posterior)["beta"], rtol=1e-10)
+    np.testing.assert_allclose(
+        summary["ess_bulk"], az.ess(posterior, method="bulk")["beta"], rtol=1e-10
+    )
     draws = posterior["beta"].stack(sample=("chain", "draw"))
     low, high = draws.quantile(0.005, "sample").values, draws.quantile(0.995, "sample").values
     assert ((low < truth) & (truth < high)).all(), (low, high)

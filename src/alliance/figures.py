@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import gaussian_kde  # noqa: E402
 
 from alliance.design import ARMS, RATERS, REFERENCE_ARM, TREATMENT_ARM  # noqa: E402
 
@@ -20,6 +19,8 @@ ARM_COLOURS = {TREATMENT_ARM: "#1b7f79", REFERENCE_ARM: "#c2661b"}
 
 
 def _density(ax, values, colour, **style):
+    from scipy.stats import gaussian_kde  # (imported here: most jobs drawing figures never need it)
+
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if values.size < 3 or np.ptp(values) == 0:

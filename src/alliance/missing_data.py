@@ -213,13 +213,14 @@ def fit_dropout_model(
 
 def dropout_summary(posterior: xr.Dataset, ci_prob: float) -> pd.DataFrame:
     """Per coefficient: posterior mean of the log-odds, the odds ratio (posterior median and
-    ``ci_prob`` interval), P(coefficient > 0), R-hat and bulk ESS."""
-    import arviz as az
+    ``ci_prob`` interval), P(coefficient > 0), R-hat and bulk ESS (ArviZ's, computed by
+    :func:`alliance.diagnostics.convergence_statistics`)."""
+    from alliance.diagnostics import convergence_statistics
 
-    beta = posterior["beta"]
+    beta = posterior["beta"].transpose("chain", "draw", "term")
     flat = beta.stack(sample=("chain", "draw"))
     tail = (1 - ci_prob) / 2
-    diagnostics = xr.Dataset({"beta": beta})
+    diagnostics = convergence_statistics(beta.to_numpy())
     table = pd.DataFrame(
         {
             "term": list(beta["term"].values),
@@ -228,8 +229,8 @@ def dropout_summary(posterior: xr.Dataset, ci_prob: float) -> pd.DataFrame:
             "odds_ratio_ci_low": np.exp(flat.quantile(tail, dim="sample").values),
             "odds_ratio_ci_high": np.exp(flat.quantile(1 - tail, dim="sample").values),
             "prob_positive": (flat > 0).mean("sample").values,
-            "r_hat": az.rhat(diagnostics)["beta"].values,
-            "ess_bulk": az.ess(diagnostics, method="bulk")["beta"].values,
+            "r_hat": diagnostics["r_hat"],
+            "ess_bulk": diagnostics["ess_bulk"],
         }
     )
     table["ci_prob"] = ci_prob
