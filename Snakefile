@@ -41,7 +41,7 @@ rule all:
         rules.render_report.output,
         rules.descriptives.output,
         rules.summarise_growth.output,
-        expand(rules.check_growth.output, rater=RATERS, model=GROWTH_MODELS),
+        expand(rules.check_growth.output, model=GROWTH_MODELS),
         rules.check_agreement.output,
         rules.check_truth_and_bias.output,
         rules.summarise_agreement.output,

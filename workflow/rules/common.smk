@@ -57,6 +57,7 @@ CONDA_ENV = "../../environment.yml"
 #   fit_<family>      models/<family>/<name>.nc         the draws, and nothing else
 #   check_<family>    results/<family>/<name>/*          convergence, prior sensitivity,
 #                                                        predictive checks and their figures
+# (a growth model is fitted and checked for both raters in one job each: names <rater>_<model>)
 #   summarise_model   results/<family>/<name>/estimands.csv   the estimand rows
 # What combines models (an aim's tables and figures, the contract's estimands.csv, the findings)
 # goes to results/tables/ and results/figures/; the data's descriptives too.

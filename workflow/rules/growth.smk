@@ -28,46 +28,51 @@ rule fit_growth:
         "../scripts/fit_growth.py"
 
 
+# One job per model for both raters, as its fit: one process reads both fits (a refit of the
+# model reruns both raters' checks either way).
 rule check_growth:
     input:
-        fit=fit_file("growth", "{rater}_{model}"),
+        **{f"fit_{rater}": fit_file("growth", f"{rater}_{{model}}") for rater in RATERS},
     output:
-        diagnostics=model_result("growth", "{rater}_{model}", "diagnostics.csv"),
-        sensitivity=model_result("growth", "{rater}_{model}", "prior_sensitivity.csv"),
-        ceiling=model_result("growth", "{rater}_{model}", "ceiling_check.csv"),
-        sd_check=model_result("growth", "{rater}_{model}", "sd_check.csv"),
-        ppc=report(
-            model_result("growth", "{rater}_{model}", "ppc.png"),
-            caption="../../report/captions/growth_ppc.rst",
-            category="2. Aim (a): growth",
-            labels={
-                "figure": "posterior predictive check",
-                "rater": "{rater}",
-                "model": "{model}",
-            },
-        ),
-        ceiling_figure=report(
-            model_result("growth", "{rater}_{model}", "ceiling_check.png"),
-            caption="../../report/captions/growth_ceiling.rst",
-            category="2. Aim (a): growth",
-            labels={"figure": "ceiling check", "rater": "{rater}", "model": "{model}"},
-        ),
-        prior_check=report(
-            model_result("growth", "{rater}_{model}", "prior_check.png"),
-            caption="../../report/captions/growth_prior.rst",
-            category="2. Aim (a): growth",
-            labels={
-                "figure": "prior predictive check",
-                "rater": "{rater}",
-                "model": "{model}",
-            },
-        ),
+        **{
+            f"{kind}_{rater}": model_result("growth", f"{rater}_{{model}}", filename)
+            for rater in RATERS
+            for kind, filename in (
+                ("diagnostics", "diagnostics.csv"),
+                ("sensitivity", "prior_sensitivity.csv"),
+                ("ceiling", "ceiling_check.csv"),
+                ("sd_check", "sd_check.csv"),
+            )
+        },
+        **{
+            f"{kind}_{rater}": report(
+                model_result("growth", f"{rater}_{{model}}", filename),
+                caption=f"../../report/captions/{caption}.rst",
+                category="2. Aim (a): growth",
+                labels={"figure": figure, "rater": rater, "model": "{model}"},
+            )
+            for rater in RATERS
+            for kind, filename, caption, figure in (
+                ("ppc", "ppc.png", "growth_ppc", "posterior predictive check"),
+                (
+                    "ceiling_figure",
+                    "ceiling_check.png",
+                    "growth_ceiling",
+                    "ceiling check",
+                ),
+                (
+                    "prior_check",
+                    "prior_check.png",
+                    "growth_prior",
+                    "prior predictive check",
+                ),
+            )
+        },
     log:
-        model_log("check", "growth", "{rater}_{model}")[0],
+        model_log("check", "growth", "{model}")[0],
     benchmark:
-        model_log("check", "growth", "{rater}_{model}")[1]
+        model_log("check", "growth", "{model}")[1]
     wildcard_constraints:
-        rater="|".join(RATERS),
         model="|".join(GROWTH_MODELS),
     conda:
         CONDA_ENV
@@ -76,6 +81,7 @@ rule check_growth:
         scale=RESPONSE_SCALE,
         ci_prob=SUMMARY["ci_prob"],
         checks=CHECKS,
+        raters=RATERS,
     script:
         "../scripts/check_growth.py"
 
@@ -175,9 +181,9 @@ rule summarise_growth:
             model_result("growth", "{name}", "estimands.csv"),
             name=GROWTH_NAMES + ORDINAL_NAMES,
         ),
-        ppc=expand(rules.check_growth.output.ppc, rater=RATERS, model=GROWTH_MODELS),
+        ppc=expand(model_result("growth", "{name}", "ppc.png"), name=GROWTH_NAMES),
         prior_checks=expand(
-            rules.check_growth.output.prior_check, rater=RATERS, model=GROWTH_MODELS
+            model_result("growth", "{name}", "prior_check.png"), name=GROWTH_NAMES
         ),
     output:
         estimands="results/tables/estimands_aim_a.csv",
