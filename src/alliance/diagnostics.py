@@ -59,12 +59,11 @@ def convergence_statistics(values: np.ndarray) -> dict[str, np.ndarray]:
     from arviz_base import rcParams
 
     values = np.asarray(values, dtype=float)
-    chains, draws, elements = values.shape
-    valid = ~np.isnan(values).any(axis=(0, 1)) & (draws >= 4)
+    chains, _, elements = values.shape
+    valid, kept = _valid_elements(values)
     statistics = {name: np.full(elements, np.nan) for name in DIAGNOSTIC_COLUMNS}
     if not valid.any():
         return statistics
-    kept = np.ascontiguousarray(np.moveaxis(values[:, :, valid], 2, 0))  # element x chain x draw
     split = _split_chains(kept)
     z_split = _z_scale(split)
     statistics["ess_bulk"][valid] = _ess(z_split)
@@ -85,12 +84,10 @@ def mcse_mean(values: np.ndarray) -> np.ndarray:
     rank-normalised), as ``arviz.mcse`` computes it (method ``mean``); NaN for an element with a
     missing value or fewer than 4 draws, 0 for a constant one."""
     values = np.asarray(values, dtype=float)
-    chains, draws, elements = values.shape
-    result = np.full(elements, np.nan)
-    valid = ~np.isnan(values).any(axis=(0, 1)) & (draws >= 4)
+    valid, kept = _valid_elements(values)
+    result = np.full(values.shape[2], np.nan)
     if not valid.any():
         return result
-    kept = np.ascontiguousarray(np.moveaxis(values[:, :, valid], 2, 0))  # element x chain x draw
     sd = np.std(kept.reshape(len(kept), -1), axis=1, ddof=1)
     result[valid] = sd / np.sqrt(_ess(_split_chains(kept)))
     return result
@@ -107,6 +104,13 @@ def max_rhat(posterior) -> float:
     ]
     split = _split_chains(np.concatenate(columns).astype(float))  # element x chain x draw
     return float(np.nanmax(_rank_rhat(split)))
+
+
+def _valid_elements(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which elements of ``values`` (chain x draw x element) have diagnostics (no missing value,
+    at least 4 draws), and those elements' draws as element x chain x draw."""
+    valid = ~np.isnan(values).any(axis=(0, 1)) & (values.shape[1] >= 4)
+    return valid, np.ascontiguousarray(np.moveaxis(values[:, :, valid], 2, 0))
 
 
 def _split_chains(values: np.ndarray) -> np.ndarray:
