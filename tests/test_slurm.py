@@ -32,6 +32,18 @@ def slurm_cluster():
     if start.returncode == 2:
         pytest.skip(f"this machine cannot host a SLURM cluster: {start.stderr.strip()}")
     assert start.returncode == 0, start.stderr
+    yield
+    if "already running" not in start.stderr:
+        # Started here: stop it and remove its slurm.conf, or every later Snakemake start on this
+        # machine waits ~9 s for the stopped controller (the SLURM plugin runs scontrol on load).
+        stop = subprocess.run(
+            ["bash", str(PROJECT_DIR / "workflow/bin/stop-slurm-cluster")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert stop.returncode == 0, stop.stderr
 
 
 def test_a_small_validation_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
