@@ -130,6 +130,16 @@ def test_expected_capped_matches_simulation():
         assert expected_capped(np.float64(mean), np.float64(sd), 7) == pytest.approx(
             simulated, abs=0.005
         )
+    # Labelled draws, element by element the closed form E[min(Y, u)] = mean - E[(Y - u)+].
+    from scipy import stats
+
+    means = xr.DataArray(np.linspace(4.0, 8.0, 9), dims="draw")
+    sds = xr.DataArray(np.linspace(0.2, 1.5, 9), dims="draw")
+    z = (means - 7) / sds
+    closed_form = means - ((means - 7) * stats.norm.cdf(z) + sds * stats.norm.pdf(z))
+    capped = expected_capped(means, sds, 7)
+    assert isinstance(capped, xr.DataArray)
+    np.testing.assert_allclose(capped.values, closed_form.values, rtol=1e-13)
 
 
 def test_month_labels():

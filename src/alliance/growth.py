@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special
 
 from alliance.design import ARMS, RATERS, REFERENCE_ARM, TREATMENT_ARM, time_code
 from alliance.posterior_summary import predictive_check_row
@@ -165,9 +165,9 @@ def marginal_means(model, idata, spec: Mapping, instrument: Mapping) -> xr.DataA
 def expected_capped(mean, sd, upper: float):
     """E[min(Y, upper)] for Y ~ Normal(mean, sd); works on arrays and labelled arrays."""
     z = (mean - upper) / sd
-    excess = (mean - upper) * xr.apply_ufunc(stats.norm.cdf, z) + sd * xr.apply_ufunc(
-        stats.norm.pdf, z
-    )
+    # The standard normal CDF and density (scipy.special: scipy.stats costs 0.4 s to import).
+    density = np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi)
+    excess = (mean - upper) * xr.apply_ufunc(special.ndtr, z) + sd * density
     return mean - excess
 
 
@@ -234,7 +234,7 @@ def frequentist_check(data: pd.DataFrame, instrument: Mapping) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["estimand", "month", "estimate", "se"])
     table["ci_low"] = table["estimate"] - 1.96 * table["se"]
     table["ci_high"] = table["estimate"] + 1.96 * table["se"]
-    table["p_value"] = 2 * stats.norm.sf(np.abs(table["estimate"] / table["se"]))
+    table["p_value"] = 2 * special.ndtr(-np.abs(table["estimate"] / table["se"]))
     return table
 
 

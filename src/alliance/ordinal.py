@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special
 
 from alliance.design import ARMS, REFERENCE_ARM, time_code
 
@@ -251,7 +251,7 @@ def ordinal_marginal_means(posterior: xr.Dataset, instrument: Mapping) -> xr.Dat
     latent = posterior["digital_level"] * treated + posterior["change"] * time
     scale = np.sqrt(effect_variance(posterior, time))
     z = (latent - posterior["cutpoints"]) / scale
-    expected = instrument["response_min"] + xr.apply_ufunc(stats.norm.cdf, z).sum("cut")
+    expected = instrument["response_min"] + xr.apply_ufunc(special.ndtr, z).sum("cut")
     means = expected.mean("item").transpose("chain", "draw", "arm", "month")
     return means.rename("marginal_mean")
 
