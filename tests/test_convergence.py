@@ -217,3 +217,71 @@ def test_diagnostics_table_equals_arviz_summary(chains, draws):
     finite = table.dropna(subset=["ess_bulk"])
     assert len(finite) == (0 if draws < 4 else len(table) - 1)  # the missing draw's element
     assert table["r_hat"].isna().all() == (chains == 1 or draws < 4)
+
+
+def test_the_check_reuses_the_fits_statistics_only_for_the_same_draws(tmp_path):
+    """The R-hat and ESS a fit's safety net computed, saved with the fit, are what its check job
+    would compute from the saved draws (exactly, after the round trip through NetCDF), and are
+    not used when a draw of the posterior or of a reported quantity, or a label, differs."""
+    from alliance.diagnostics import (
+        STATISTICS_GROUP,
+        draw_diagnostics,
+        draws_fingerprint,
+        saved_draw_diagnostics,
+        statistics_group,
+    )
+    from alliance.sampling import load_fit, save_fit
+
+    rng = np.random.default_rng(11)
+    chains, draws = 4, 300
+    level = np.cumsum(rng.normal(size=(chains, draws, 2)), axis=1) * 0.1 + rng.normal(
+        size=(chains, draws, 2)
+    )
+    fit = iid_fit(chains, draws, seed=3)
+    fit["posterior"] = (
+        fit["posterior"]
+        .to_dataset()
+        .assign(level=(("chain", "draw", "arm"), level))
+        .assign_coords(arm=["digital", "ptau"])
+    )
+    posterior = fit["posterior"].to_dataset()
+    estimands = xr.Dataset(
+        {
+            "arm_difference": posterior["level"].sel(arm="digital")
+            - posterior["level"].sel(arm="ptau")
+        }
+    ).expand_dims(month=[3])
+    table = draw_diagnostics(fit, estimands, "toy")
+    fit["estimands"] = estimands
+    fit[STATISTICS_GROUP] = statistics_group(table, draws_fingerprint(posterior, estimands))
+    path = tmp_path / "fit.nc"
+    save_fit(fit, path, {"label": "toy"})
+
+    loaded = load_fit(path)
+    saved_estimands = loaded["estimands"].to_dataset()
+    reused = saved_draw_diagnostics(loaded, saved_estimands, "toy")
+    computed = draw_diagnostics(loaded, saved_estimands, "toy")
+    pd.testing.assert_frame_equal(reused, computed)
+    assert list(reused["kind"].unique()) == ["parameter", "estimand"]
+    pd.testing.assert_frame_equal(
+        fit_checks(loaded, saved_estimands, "toy", THRESHOLDS, reused),
+        fit_checks(loaded, saved_estimands, "toy", THRESHOLDS),
+    )
+
+    changed_draw = loaded.copy()
+    values = changed_draw["posterior"]["level"].values.copy()
+    values[1, 7, 0] += 1e-9
+    changed_draw["posterior"] = (
+        changed_draw["posterior"].to_dataset().assign(level=(("chain", "draw", "arm"), values))
+    )
+    assert saved_draw_diagnostics(changed_draw, saved_estimands, "toy") is None
+    changed_quantity = saved_estimands.copy(deep=True)
+    changed_quantity["arm_difference"][0, 0, 0] += 1e-9
+    assert saved_draw_diagnostics(loaded, changed_quantity, "toy") is None
+    relabelled = loaded.copy()
+    relabelled["posterior"] = relabelled["posterior"].to_dataset().assign_coords(arm=["a", "b"])
+    assert saved_draw_diagnostics(relabelled, saved_estimands, "toy") is None
+    unsaved = xr.DataTree.from_dict(
+        {"posterior": loaded["posterior"].to_dataset(), "estimands": saved_estimands}
+    )
+    assert saved_draw_diagnostics(unsaved, saved_estimands, "toy") is None

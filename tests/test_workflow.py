@@ -35,6 +35,17 @@ def test_default_run_writes_the_data_outputs(completed_run):
     assert (completed_run / "data/synthetic/true_parameters.json").is_file()
 
 
+def test_every_check_job_reuses_the_r_hat_and_ess_its_fit_computed(completed_run):
+    """The fits save the R-hat and ESS their safety net judged them by, and every check job
+    finds its fit's draws unchanged and reuses them instead of computing them again."""
+    logs = sorted((completed_run / "logs/check").rglob("*.log"))
+    assert len(logs) >= 10
+    for log in logs:
+        text = log.read_text()
+        assert "R-hat and ESS: as the fit computed them" in text, log
+        assert "R-hat and ESS: computed here" not in text, log
+
+
 def test_raw_data_dir_gives_the_same_analysis_tables(completed_run, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()

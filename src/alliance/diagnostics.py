@@ -271,14 +271,78 @@ def judge(table: pd.DataFrame, thresholds: Mapping) -> pd.DataFrame:
     return judged
 
 
-def fit_checks(idata, quantities, model_name: str, thresholds: Mapping) -> pd.DataFrame:
-    """The convergence checks of a fresh fit, as its check job will judge them: every parameter,
-    every reported quantity (``quantities``: a dataset of draws, or None) and the sampler."""
-    parts = [judge(parameter_diagnostics(idata, model_name), thresholds)]
+def draw_diagnostics(idata, quantities, model_name: str) -> pd.DataFrame:
+    """R-hat and bulk and tail ESS (not yet judged) of every parameter and every reported quantity
+    (``quantities``: a dataset of draws, or None): the part of a fit's checks that costs time."""
+    parts = [parameter_diagnostics(idata, model_name)]
     if quantities is not None:
-        parts.append(judge(variable_diagnostics(quantities, model_name, "estimand"), thresholds))
-    parts.append(judge(sampler_diagnostics(idata, model_name), thresholds))
+        parts.append(variable_diagnostics(quantities, model_name, "estimand"))
     return pd.concat(parts, ignore_index=True)
+
+
+def fit_checks(
+    idata, quantities, model_name: str, thresholds: Mapping, draws_table=None
+) -> pd.DataFrame:
+    """The convergence checks of a fit: every parameter, every reported quantity (``quantities``:
+    a dataset of draws, or None) and the sampler, judged against ``thresholds``.
+    ``draws_table``: the draws' statistics (:func:`draw_diagnostics`) if already computed."""
+    if draws_table is None:
+        draws_table = draw_diagnostics(idata, quantities, model_name)
+    parts = [
+        judge(draws_table, thresholds),
+        judge(sampler_diagnostics(idata, model_name), thresholds),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+#: The group of a saved fit that holds the statistics its safety net judged it by.
+STATISTICS_GROUP = "draw_diagnostics"
+
+
+def draws_fingerprint(*datasets) -> str:
+    """A SHA-256 of the draws (and their labels) of every variable of ``datasets``: equal only
+    for the same draws, so that statistics computed from them can be reused safely."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for dataset in datasets:
+        for name in sorted(dataset.data_vars):
+            values = dataset[name]
+            digest.update(repr((name, values.dims, values.shape, str(values.dtype))).encode())
+            for dim in values.dims:
+                if dim in dataset.coords:
+                    digest.update(repr(dataset[dim].values.tolist()).encode())
+            digest.update(np.ascontiguousarray(values.values).tobytes())
+    return digest.hexdigest()
+
+
+def statistics_group(table: pd.DataFrame, fingerprint: str):
+    """:func:`draw_diagnostics`' table as a dataset to save with the fit, with the fingerprint
+    (:func:`draws_fingerprint`) of the posterior and reported quantities it was computed from."""
+    import xarray as xr
+
+    labels = {
+        column: ("row", table[column].astype(str).to_numpy()) for column in ("quantity", "kind")
+    }
+    numbers = {
+        column: ("row", table[column].to_numpy(dtype=float)) for column in DIAGNOSTIC_COLUMNS
+    }
+    return xr.Dataset({**labels, **numbers}, attrs={"fingerprint": fingerprint})
+
+
+def saved_draw_diagnostics(idata, quantities, model_name: str) -> pd.DataFrame | None:
+    """The statistics a fit saved (:func:`statistics_group`) if they were computed from exactly
+    the draws ``idata`` now holds (its posterior and ``quantities``), else None."""
+    if STATISTICS_GROUP not in idata.children:
+        return None
+    saved = idata[STATISTICS_GROUP].to_dataset()
+    drawn = [idata["posterior"].to_dataset(), *([] if quantities is None else [quantities])]
+    if saved.attrs.get("fingerprint") != draws_fingerprint(*drawn):
+        return None
+    table = pd.DataFrame({name: saved[name].to_numpy() for name in saved.data_vars})
+    table[["quantity", "kind"]] = table[["quantity", "kind"]].astype(str)
+    table["model"] = model_name
+    return table[["model", "quantity", "kind", *DIAGNOSTIC_COLUMNS]]
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:

@@ -4,8 +4,10 @@ A fit (``models/<family>/<name>.nc``) holds the draws of the quantities it repor
 ``estimands``) and the same quantities implied by the priors alone (``prior_estimands``). From
 them and the posterior, every model's check job writes the same two tables: convergence
 (every parameter, every reported quantity and the sampler, each judged against the
-``diagnostics`` thresholds) and prior sensitivity (power-scaling, with the quantities the data do
-not identify marked). Family-specific predictive checks and figures come on top.
+``diagnostics`` thresholds; the R-hat and ESS are those the fit's safety net computed, saved
+with the fit, when the saved draws are the ones it computed them from) and prior sensitivity
+(power-scaling, with the quantities the data do not identify marked). Family-specific predictive
+checks and figures come on top.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 import pandas as pd
 import xarray as xr
 
-from alliance.diagnostics import announce, fit_checks
+from alliance.diagnostics import announce, fit_checks, saved_draw_diagnostics
 from alliance.posterior_summary import as_terms, contraction
 from alliance.sensitivity import mark_unidentified, prior_sensitivity
 
@@ -59,7 +61,13 @@ def model_checks(idata, model_name: str, checks: Mapping, log) -> tuple[pd.DataF
     The failed convergence checks are logged.
     """
     estimands = idata["estimands"].to_dataset()
-    diagnostics = fit_checks(idata, estimands, model_name, checks)
+    # The R-hat and ESS the fit's safety net computed, if of these very draws; else computed here.
+    saved = saved_draw_diagnostics(idata, estimands, model_name)
+    log.info(
+        "R-hat and ESS: %s",
+        "as the fit computed them (the same draws)" if saved is not None else "computed here",
+    )
+    diagnostics = fit_checks(idata, estimands, model_name, checks, saved)
     announce(diagnostics, log)
     sensitivity = prior_sensitivity(idata, estimands, model_name, checks["sensitivity_threshold"])
     identified = identification_table(estimands, idata["prior_estimands"].to_dataset())

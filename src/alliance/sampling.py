@@ -309,8 +309,10 @@ def fit_with_safety_net(
     Samples through the safety net (:func:`sample_until_converged`), judged on every parameter,
     every reported quantity and the sampler; adds the log prior (prior sensitivity), posterior
     predictive draws, the prior draws (``prior``: of :func:`sample_bambi_prior` or
-    :func:`sample_pymc_prior`) and the reported quantities from the posterior (group
-    ``estimands``) and from the prior alone (``prior_estimands``).
+    :func:`sample_pymc_prior`), the reported quantities from the posterior (group
+    ``estimands``) and from the prior alone (``prior_estimands``), and the R-hat and ESS the last
+    attempt was judged by (group :data:`alliance.diagnostics.STATISTICS_GROUP`, with the
+    fingerprint of the draws they were computed from, for the check job to reuse).
 
     ``model``: a built Bambi model (its response is replicated) or a PyMC model (``predicted``:
     the observed variables to replicate, from every posterior draw or from ``predictive_draws``
@@ -325,7 +327,13 @@ def fit_with_safety_net(
     data ``model`` holds (e.g. :class:`alliance.agreement.MarginalAgreementModel`); by default a
     PyMC model sampled by nutpie is compiled as it is.
     """
-    from alliance.diagnostics import fit_checks
+    from alliance.diagnostics import (
+        STATISTICS_GROUP,
+        draw_diagnostics,
+        draws_fingerprint,
+        fit_checks,
+        statistics_group,
+    )
     from alliance.refit import CompiledModel
     from alliance.sensitivity import add_log_prior
 
@@ -363,7 +371,11 @@ def fit_with_safety_net(
 
     def checks(fit):
         judged["estimands"] = estimands_of(fit)
-        return fit_checks(fit, judged["estimands"], label, convergence)
+        judged["statistics"] = draw_diagnostics(fit, judged["estimands"], label)
+        judged["fingerprint"] = draws_fingerprint(
+            fit["posterior"].to_dataset(), judged["estimands"]
+        )
+        return fit_checks(fit, judged["estimands"], label, convergence, judged["statistics"])
 
     idata = sample_until_converged(sample, checks, sampling, log)
     if compiled is not None:
@@ -383,6 +395,9 @@ def fit_with_safety_net(
             idata[group] = prior[group]
     idata["estimands"] = judged["estimands"]
     idata["prior_estimands"] = estimands_of(prior_as_posterior(prior))
+    # The statistics the last attempt was judged by, for the check job to reuse if its draws
+    # are the same (alliance.diagnostics.saved_draw_diagnostics).
+    idata[STATISTICS_GROUP] = statistics_group(judged["statistics"], judged["fingerprint"])
     return idata
 
 
