@@ -127,3 +127,32 @@ def test_a_pymc_model_is_compiled_once_for_every_attempt_of_the_safety_net(confi
     posterior_mean, posterior_sd = y.sum() / precision, precision**-0.5
     assert float(tree["posterior"]["mu"].mean()) == pytest.approx(posterior_mean, abs=0.05)
     assert float(tree["posterior"]["mu"].std()) == pytest.approx(posterior_sd, rel=0.15)
+
+
+def test_loading_some_groups_of_a_fit_gives_them_as_saved(tmp_path):
+    """``load_fit(path, groups)`` reads each group on its own: the same datasets (values, labels,
+    attributes) and file attributes as reading the whole tree, and only those groups."""
+    from alliance.sampling import load_fit, save_fit
+
+    posterior = posterior_draws()
+    estimands = xr.Dataset(
+        {"difference": posterior["mu"].sel(group="a") - posterior["mu"].sel(group="b")}
+    ).expand_dims(month=[3, 12])
+    estimands["difference"].attrs["unit"] = "WAI points"
+    fit = xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "estimands": estimands,
+            "prior_estimands": estimands * 2,
+            "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 5), bool))}),
+        }
+    )
+    path = tmp_path / "fit.nc"
+    save_fit(fit, path, {"label": "toy", "rater": "patient", "model": None})
+    whole = load_fit(path)
+    some = load_fit(path, groups=["estimands", "posterior"])
+    assert set(some.children) == {"estimands", "posterior"}
+    for group in ("estimands", "posterior"):
+        assert some[group].to_dataset().identical(whole[group].to_dataset())
+    assert some["estimands"].to_dataset().identical(estimands)
+    assert dict(some.attrs) == dict(whole.attrs) == {"label": "toy", "rater": "patient"}
