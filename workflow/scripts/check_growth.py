@@ -35,13 +35,14 @@ for rater in smk.params.raters:
         log,
     )
     convergence.append(diagnostics)
-    for check, name in ((ceiling_check, "ceiling"), (sd_check, "sd_check")):
-        table = check(idata, spec, upper, ci_prob)
+    tables = {
+        name: check(idata, spec, upper, ci_prob)
+        for name, check in (("ceiling", ceiling_check), ("sd_check", sd_check))
+    }
+    for name, table in tables.items():
         table.insert(0, "model", model)
         table.insert(0, "rater", rater)
         table.to_csv(output[name], index=False)
-        if check is ceiling_check:
-            ceiling = table
 
     title = f"{rater.capitalize()} rating, model '{model}'"
     observed, groups = observed_and_groups(idata)
@@ -49,7 +50,10 @@ for rater in smk.params.raters:
     save_figure(
         ppc_density_figure(observed, replicated, groups, title, ceiling=upper), output["ppc"]
     )
-    save_figure(ceiling_check_figure(ceiling, f"Ceiling check: {title}"), output["ceiling_figure"])
+    save_figure(
+        ceiling_check_figure(tables["ceiling"], f"Ceiling check: {title}"),
+        output["ceiling_figure"],
+    )
     prior_scores = stacked_draws(idata["prior_predictive"][list(idata["prior_predictive"])[0]])
     save_figure(
         prior_predictive_figure(prior_scores, observed, f"Prior predictive check: {title}", scale),
