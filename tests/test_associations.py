@@ -236,6 +236,110 @@ def test_a_missing_predictor_has_exactly_the_joint_models_conditional_normal(con
     assert variance == pytest.approx(exact_variance, rel=1e-6)
 
 
+@pytest.mark.parametrize("rater", ["patient", "therapist"])
+@pytest.mark.parametrize("decomposition", [False, True], ids=["pooled", "within_between"])
+def test_complete_data_density_is_the_documented_joint_model(config, rater, decomposition):
+    """With every predictor observed, the density of the data (the observed predictors and the
+    outcome) at correlated parameters is, computed here from covariance matrices with SciPy:
+    age ~ N(0, Sigma_between[0, 0]); each assessment's time-varying predictors ~ MVN(month mean +
+    the patient's latent mean b, Sigma_within), where b given age is the conditional normal of
+    MVN(0, Sigma_between) (non-centred: b = E[b | age] + chol(Var[b | age]) @ between_z); the
+    share's marginal left out where there was no communication; and the outcome N(mu, sigma) with
+    the module docstring's mean. Checks the model's chain of univariate conditionals against that
+    whole density (computed another way), not against itself."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from scipy import stats
+
+    data = small_association_data(n_patients=5, seed=3)
+    data["vas_platform"] = np.random.default_rng(4).normal(6, 2, len(data))
+    # Two assessments without communication: the share is undefined there (not missing).
+    data.loc[[4, 11], ["comm_amount", "comm_async_share", "no_communication"]] = [0.0, np.nan, True]
+    data["comm_amount"] = log_amount(data["comm_amount"])
+    scale = standard_scale(data, rater)
+    months = [3, 6, 12]
+    model = remove_value_transforms(
+        build_association_model(
+            data, scale, rater, config["association"]["priors"], months, decomposition
+        )
+    )
+    terms = list(ASSOCIATION_TERMS[rater])
+    varying = terms[1:]
+    n_b, n_w = len(terms), len(varying)
+    rng = np.random.default_rng(7)
+    between_cpc = rng.uniform(-0.6, 0.6, n_b * (n_b - 1) // 2)
+    within_cpc = rng.uniform(-0.6, 0.6, n_w * (n_w - 1) // 2)
+    between_sd = rng.uniform(0.5, 1.2, n_b)
+    within_sd = rng.uniform(0.5, 1.2, n_w)
+    patients = list(pd.unique(data["patient_id"]))
+    therapists = sorted(pd.unique(data["therapist_id"]))
+    point = {
+        "between_sd": between_sd,
+        "between_corr_cpc_01": (between_cpc + 1) / 2,
+        "between_z": rng.normal(0, 1, (len(patients), n_w)),
+        "predictor_month_mean": rng.normal(0, 0.5, (3, n_w)),
+        "within_sd": within_sd,
+        "within_corr_cpc_01": (within_cpc + 1) / 2,
+        "intercept": 5.5,
+        "month_raw": rng.normal(0, 0.3, 2),
+        "no_communication": -0.4,
+        "patient_sd": 0.5,
+        "patient_z": rng.normal(0, 1, len(patients)),
+        "therapist_sd": 0.3,
+        "therapist_z": rng.normal(0, 1, len(therapists)),
+        "sigma": 0.6,
+    }
+    if decomposition:
+        point["beta_between"] = rng.normal(0, 0.4, n_b)
+        point["beta_within"] = rng.normal(0, 0.4, n_w)
+    else:
+        point["beta"] = rng.normal(0, 0.4, n_b)
+    ours = float(model.compile_logp(vars=model.observed_RVs)(point))
+
+    chol_b = between_sd[:, None] * cholesky_from_cpc(between_cpc, n_b)
+    chol_w = within_sd[:, None] * cholesky_from_cpc(within_cpc, n_w)
+    sigma_b, sigma_w = chol_b @ chol_b.T, chol_w @ chol_w.T
+    z = ((data[terms] - scale.loc[terms, "mean"]) / scale.loc[terms, "sd"]).to_numpy()
+    patient = data["patient_id"].map({p: i for i, p in enumerate(patients)}).to_numpy()
+    month = data["month"].map({m: i for i, m in enumerate(months)}).to_numpy()
+    age = z[data.groupby("patient_id", sort=False).head(1).index, 0]
+    expected = stats.norm(0, np.sqrt(sigma_b[0, 0])).logpdf(age).sum()
+    # b given age: the conditional normal of MVN(0, Sigma_between).
+    b_mean = np.outer(age, sigma_b[1:, 0] / sigma_b[0, 0])
+    b_cov = sigma_b[1:, 1:] - np.outer(sigma_b[1:, 0], sigma_b[0, 1:]) / sigma_b[0, 0]
+    b = b_mean + point["between_z"] @ np.linalg.cholesky(b_cov).T
+    centre = point["predictor_month_mean"][month] + b[patient]
+    x = z[:, 1:]
+    defined = ~data["no_communication"].to_numpy()
+    for row in range(len(data)):
+        keep = slice(None) if defined[row] else slice(0, n_w - 1)
+        expected += stats.multivariate_normal(centre[row, keep], sigma_w[keep, keep]).logpdf(
+            x[row, keep]
+        )
+    # The share's (last predictor's) terms are switched off where it is undefined.
+    on = np.ones((len(data), n_w))
+    on[~defined, -1] = 0.0
+    x_on = np.nan_to_num(x) * on
+    if decomposition:
+        predictors = (
+            z[:, 0] * point["beta_between"][0]
+            + (on * b[patient]) @ point["beta_between"][1:]
+            + (on * (x_on - centre)) @ point["beta_within"]
+        )
+    else:
+        predictors = np.column_stack([z[:, 0], x_on]) @ point["beta"]
+    mu = (
+        point["intercept"]
+        + np.concatenate([[0.0], point["month_raw"]])[month]
+        + predictors
+        + point["no_communication"] * ~defined
+        + point["patient_sd"] * point["patient_z"][patient]
+        + point["therapist_sd"]
+        * point["therapist_z"][data["therapist_id"].map({t: i for i, t in enumerate(therapists)})]
+    )
+    expected += stats.norm(mu, point["sigma"]).logpdf(data["wai_total"]).sum()
+    assert ours == pytest.approx(expected, rel=1e-10)
+
+
 def fit_terms(config, tables, rater):
     data, scale = association_data(tables["alliance"], tables["digital_covariates"], rater)
     model = build_association_model(
