@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from alliance.job_server import SERVER_PID_VARIABLE, SOCKET_VARIABLE, run_job_in_server
+
 
 def job_name(rule: str, wildcards=None) -> str:
     """The name of one Snakemake job: its rule and wildcard values in the order of the rule's
@@ -25,8 +27,13 @@ def job_name(rule: str, wildcards=None) -> str:
 def start_job(smk, project_dir: str | Path = "."):
     """Set up a Snakemake script's job (its caches and its logger); return the logger.
 
-    Call it before anything imports pytensor, numba or matplotlib.
+    Call it before anything imports pytensor, numba or matplotlib. Where a job server runs
+    (:mod:`alliance.job_server`), the job is handed to it here: this process then waits for the
+    server's child that runs the script and exits with its status, and this function returns in
+    that child.
     """
+    if os.environ.get(SOCKET_VARIABLE):
+        run_job_in_server()
     name = job_name(smk.rule, smk.wildcards)
     isolate_caches(project_dir, name)
     return job_logger(smk.log[0], name)
@@ -97,4 +104,9 @@ def cpu_seconds() -> float:
 
 def log_resources(logger) -> None:
     """Log the CPU time the job used (Snakemake's benchmark files sample it only every 30 s)."""
-    logger.info("done: %.1f s of CPU time", cpu_seconds())
+    where = (
+        f" (forked from job server {os.environ[SERVER_PID_VARIABLE]}, after its imports)"
+        if SERVER_PID_VARIABLE in os.environ
+        else ""
+    )
+    logger.info("done: %.1f s of CPU time%s", cpu_seconds(), where)

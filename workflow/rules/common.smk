@@ -8,7 +8,7 @@ import yaml
 
 from snakemake.utils import validate
 
-from alliance import config_checks, interruptions
+from alliance import config_checks, interruptions, job_server
 from alliance.design import RATERS
 from alliance.diagnostics import convergence_settings
 from alliance.growth import cross_validated_models
@@ -44,6 +44,23 @@ if _problems:
 # A closed terminal stops the run like Ctrl-C (jobs cancelled, directory unlocked), so the same
 # command resumes it; profiles/default/config.yaml reruns any output left incomplete.
 interruptions.stop_on_hangup_like_ctrl_c()
+
+
+# Local runs: each job hands itself to one job server that has imported the analysis stack
+# (alliance.job_server, runtime.job_server in the config); the handlers start and stop it.
+onstart:
+    job_server.start_for_workflow(
+        config["runtime"]["job_server"],
+        workflow.local_exec and workflow.is_main_process,
+    )
+
+
+onsuccess:
+    job_server.stop_for_workflow()
+
+
+onerror:
+    job_server.stop_for_workflow()
 
 
 # The one software environment of every rule (same pins as requirements.txt). Jobs run in the
