@@ -54,18 +54,23 @@ def write_job(folder: Path, body: str = "sys.exit(3)") -> Path:
 def server(tmp_path_factory):
     project = tmp_path_factory.mktemp("project")
     process = job_server.start(project)
-    address = os.environ.pop(job_server.SOCKET_VARIABLE)  # only the jobs below use it
+    # Only the jobs below use the server (not the other tests' runs).
+    address = os.environ.pop(job_server.SOCKET_VARIABLE)
     assert address == process.address
+    assert os.environ.pop(job_server.PREFIX_VARIABLE) == sys.prefix
     yield process, address
     job_server.stop(process)
     assert process.returncode == 0
     assert not Path(address).exists()
 
 
-def run_job(script: Path, address: str | None, facts: Path, cwd: Path, **options):
-    env = {key: value for key, value in os.environ.items() if key != job_server.SOCKET_VARIABLE}
+def run_job(script: Path, address: str | None, facts: Path, cwd: Path, prefix: str = sys.prefix):
+    """Start ``script`` as Snakemake would start a job, in an environment pointing at the
+    server at ``address`` (whose Python environment is ``prefix``)."""
+    env = dict(os.environ)
     if address:
         env[job_server.SOCKET_VARIABLE] = address
+        env[job_server.PREFIX_VARIABLE] = prefix
     env["JOB_MARKER"] = "from the job's environment"
     return subprocess.Popen(
         [sys.executable, str(script), str(facts), "second argument"],
@@ -74,7 +79,6 @@ def run_job(script: Path, address: str | None, facts: Path, cwd: Path, **options
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **options,
     )
 
 
@@ -149,6 +153,16 @@ def test_without_a_server_the_job_runs_in_its_own_process(tmp_path):
     assert job.returncode == 3
     assert facts["pid"] == job.pid
     assert "not reachable" in stderr and "runs in its own process" in stderr
+
+
+def test_a_job_in_another_python_environment_runs_in_its_own_process(server, tmp_path):
+    """A rule run in, say, a conda environment of its own is not forked from this stack."""
+    _, address = server
+    script = write_job(tmp_path)
+    job = run_job(script, address, tmp_path / "facts.json", tmp_path, prefix="/elsewhere")
+    job.communicate(timeout=60)
+    assert job.returncode == 3
+    assert read_facts(tmp_path / "facts.json")["pid"] == job.pid
 
 
 def test_the_server_stops_when_the_process_that_started_it_has_gone(tmp_path):

@@ -41,6 +41,8 @@ from pathlib import Path
 
 #: The environment variable through which jobs find the server's socket.
 SOCKET_VARIABLE = "ALLIANCE_JOB_SERVER"
+#: The Python environment (``sys.prefix``) of the server, which jobs compare with their own.
+PREFIX_VARIABLE = "ALLIANCE_JOB_SERVER_PREFIX"
 #: Set in a job run by the server: the server's process ID.
 SERVER_PID_VARIABLE = "ALLIANCE_JOB_SERVER_PID"
 #: What the server imports before it accepts jobs (each job then skips these imports).
@@ -83,16 +85,14 @@ def run_job_in_server() -> None:
     is itself a server's child, or the server does not answer."""
     address = os.environ.get(SOCKET_VARIABLE)
     script = _script_file()
-    if not address or script is None:
+    # Only a job in the server's own Python environment (not, say, a conda environment's).
+    if not address or script is None or os.environ.get(PREFIX_VARIABLE) != sys.prefix:
         return
     try:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(address)
     except OSError as error:
-        print(
-            f"job server at {address} not reachable ({error}); the job runs in its own process",
-            file=sys.stderr,
-        )
+        _say(f"job server at {address} not reachable ({error})")
         return
     request = json.dumps(
         {"script": script, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}
@@ -101,8 +101,21 @@ def run_job_in_server() -> None:
     sys.stderr.flush()
     socket.send_fds(connection, [_HEADER.pack(len(request))], [0, 1, 2])
     connection.sendall(request)
-    status = _wait_for_child(connection)
-    _exit_as(status)
+    status, pending = _wait_for_child(connection)
+    if status is not None:
+        _exit_as(status)
+    # The server went away before it started the job: a signal received meanwhile ends the
+    # job as it would have; otherwise the job runs here.
+    for number in _FORWARDED_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pending:
+        os.kill(os.getpid(), pending[0])
+    _say("the job server stopped before it started the job")
+
+
+def _say(problem: str) -> None:
+    print(f"{problem}; the job runs in its own process", file=sys.stderr, flush=True)
 
 
 def _script_file() -> str | None:
@@ -118,8 +131,10 @@ def available() -> bool:
     return sys.platform == "linux" and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
 
 
-def _wait_for_child(connection: socket.socket) -> int:
-    """Forward signals to the child until the server reports its wait status; return it."""
+def _wait_for_child(connection: socket.socket) -> tuple[int | None, list[int]]:
+    """Forward signals to the child until the server reports its wait status; return it (None
+    if the server closed the connection first) and the signals received before the child was
+    there to receive them."""
     child = {"pid": None}
     pending = []
 
@@ -131,16 +146,17 @@ def _wait_for_child(connection: socket.socket) -> int:
 
     for number in _FORWARDED_SIGNALS:
         signal.signal(number, forward)
-    stream = connection.makefile("r", encoding="utf-8")
-    for line in stream:
+    for line in connection.makefile("r", encoding="utf-8"):
         kind, value = line.split()
         if kind == "pid":
             child["pid"] = int(value)
             for number in pending:
                 _signal_group(child["pid"], number)
         elif kind == "status":
-            return int(value)
-    raise SystemExit("the job server stopped before the job finished")
+            return int(value), pending
+    if child["pid"] is not None:
+        raise SystemExit("the job server stopped while it ran the job")
+    return None, pending
 
 
 def _signal_group(pid: int, number: int) -> None:
@@ -222,6 +238,7 @@ def start(project_dir: str | Path, parent_pid: int | None = None, timeout: float
         time.sleep(0.05)
     process.address = address
     os.environ[SOCKET_VARIABLE] = address
+    os.environ[PREFIX_VARIABLE] = sys.prefix
     return process
 
 
@@ -287,6 +304,16 @@ def serve(address: str, project_dir: str | Path, parent_pid: int) -> None:
     # No allocator thread of Arrow's jemalloc (it only returns freed memory to the system): the
     # server forks safely only while it has a single thread.
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Listening before the imports: a job that starts meanwhile waits in the queue (it would
+    # spend that time importing anyway); if the imports fail, the queued jobs run themselves.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    os.chmod(address, 0o600)
+    listener.listen(64)
     started = time.perf_counter()
     for module in PRELOADED_MODULES:
         __import__(module)
@@ -296,14 +323,6 @@ def serve(address: str, project_dir: str | Path, parent_pid: int) -> None:
         flush=True,
     )
 
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    os.chmod(address, 0o600)
-    listener.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "listener")
     jobs: dict[int, _Job] = {}
@@ -315,7 +334,7 @@ def serve(address: str, project_dir: str | Path, parent_pid: int) -> None:
                     jobs[job.pid] = job
             elif key.data[0] == "exited":
                 _finish(jobs.pop(key.data[1]), selector)
-            elif key.data[0] == "connection":
+            elif key.data[0] == "connection" and key.data[1] in jobs:
                 # The job's process closed its end (it died): terminate the child.
                 job = jobs[key.data[1]]
                 selector.unregister(job.connection)
@@ -405,6 +424,9 @@ def _run_child(request: dict, fds: list[int]) -> None:
     import traceback
 
     os.setpgid(0, 0)
+    # Named as its job in process listings (``ps -o comm``): the script's name.
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(Path(request["script"]).stem.split(".")[-1][:15])
     for number in _FORWARDED_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
