@@ -75,6 +75,20 @@ def make_workspace(folder: Path) -> Path:
     return folder
 
 
+def job_server_processes(workspace: Path) -> list[int]:
+    """The running job server of a run in ``workspace`` and the jobs it forked
+    (alliance.job_server: in sessions of their own, outside Snakemake's process group)."""
+    import psutil
+
+    pids = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        command = " ".join(process.info["cmdline"] or [])
+        running = process.info["status"] != psutil.STATUS_ZOMBIE
+        if running and "alliance.job_server" in command and str(workspace) in command:
+            pids.append(process.pid)
+    return pids
+
+
 def run_snakemake(workspace: Path, *arguments: str, timeout: int = 3000):
     """Run Snakemake of the current environment in ``workspace`` with the reduced test config."""
     import subprocess

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import make_workspace
+from conftest import job_server_processes, make_workspace
 
 from alliance.settings import PROJECT_DIR, SCHEMA_FILE
 
@@ -171,6 +171,7 @@ def test_an_interrupted_run_resumes_with_the_same_command(prepared, interrupt, t
                 process.wait()
     time.sleep(1)
     assert processes_in_group(process.pid) == [], "a job outlived the interrupted run"
+    assert job_server_processes(workspace) == [], "the job server or a job outlived the run"
 
     result = run(workspace, arguments)
     console = result.stdout + result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import make_workspace, run_snakemake
+from conftest import job_server_processes, make_workspace, run_snakemake
 
 from alliance.settings import deep_update, load_config
 
@@ -44,6 +44,18 @@ def test_every_check_job_reuses_the_r_hat_and_ess_its_fit_computed(completed_run
         text = log.read_text()
         assert "R-hat and ESS: as the fit computed them" in text, log
         assert "R-hat and ESS: computed here" not in text, log
+
+
+def test_every_job_runs_in_the_job_server_which_stops_with_the_run(completed_run):
+    """With the default config every Python job is forked from the job server (the stack
+    imported once, alliance.job_server), and no server outlives the run."""
+    logs = sorted((completed_run / "logs").rglob("*.log"))
+    assert len(logs) >= 40
+    for log in logs:
+        last = log.read_text().strip().splitlines()[-1]
+        assert "s of CPU time (forked from job server" in last, log
+    assert "imported the stack" in (completed_run / ".cache/job_server.log").read_text()
+    assert job_server_processes(completed_run) == []
 
 
 def test_raw_data_dir_gives_the_same_analysis_tables(completed_run, tmp_path):
