@@ -62,12 +62,15 @@ def test_the_test_session_compiles_inside_the_project():
     assert Path(pytensor.config.compiledir).resolve().is_relative_to(cache)
 
 
-def test_a_job_logs_the_cpu_time_it_used(tmp_path):
-    """At exit a job's log states its CPU time, which includes busy work in threads."""
+def test_a_job_logs_the_cpu_time_and_peak_memory_it_used(tmp_path):
+    """At exit a job's log states its CPU time, which includes busy work in threads, and its
+    peak memory (here at least the 300 MB it filled)."""
     script = (
         "import threading\n"
+        "import numpy as np\n"
         "from alliance.runtime import job_logger\n"
         "log = job_logger(r'%s', 'probe')\n"
+        "filled = np.ones(300 * 2**20 // 8)\n"
         "def spin():\n"
         "    total = 0\n"
         "    for i in range(3_000_000):\n"
@@ -79,3 +82,5 @@ def test_a_job_logs_the_cpu_time_it_used(tmp_path):
     last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
     seconds = float(last.split("done: ")[1].split(" s of CPU time")[0])
     assert 0.1 < seconds < 60
+    megabytes = float(last.split("s of CPU time, ")[1].split(" MB peak memory")[0])
+    assert 300 < megabytes < 1000

@@ -2,9 +2,11 @@
 
 Import and call :func:`isolate_caches` before anything imports pytensor, numba or matplotlib.
 Each job gets its own PyTensor C compile directory (``.cache/pytensor/<job>``), so parallel
-Snakemake jobs never wait on each other's compile lock. PyTensor's numba cache lives in the base
-compile directory (``.cache/pytensor/numba``) and is shared: its entries are keyed by content and
-written atomically, and sharing lets later fits reuse the kernels compiled by earlier ones.
+Snakemake jobs never wait on each other's compile lock (jobs forked from the job server share
+its directory, ``.cache/pytensor/job_server``: :mod:`alliance.job_server`). PyTensor's numba
+cache lives in the base compile directory (``.cache/pytensor/numba``) and is shared: its entries
+are keyed by content and written atomically, and sharing lets later fits reuse the kernels
+compiled by earlier ones.
 """
 
 from __future__ import annotations
@@ -102,11 +104,28 @@ def cpu_seconds() -> float:
     )
 
 
+def peak_memory_mb() -> float:
+    """The largest resident memory of this process or of a waited-for child process, in MB
+    (a process forked from the job server counts the server's pages it shares)."""
+    import resource
+
+    return (
+        max(
+            resource.getrusage(who).ru_maxrss
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        / 1024
+    )
+
+
 def log_resources(logger) -> None:
-    """Log the CPU time the job used (Snakemake's benchmark files sample it only every 30 s)."""
+    """Log the CPU time and peak memory the job used (Snakemake's benchmark files sample them
+    only every 30 s, and measure the waiting process of a job run by the job server)."""
     where = (
         f" (forked from job server {os.environ[SERVER_PID_VARIABLE]}, after its imports)"
         if SERVER_PID_VARIABLE in os.environ
         else ""
     )
-    logger.info("done: %.1f s of CPU time%s", cpu_seconds(), where)
+    logger.info(
+        "done: %.1f s of CPU time, %.0f MB peak memory%s", cpu_seconds(), peak_memory_mb(), where
+    )

@@ -106,6 +106,7 @@ def run_snakemake(workspace: Path, cores: int, *arguments: str) -> tuple[float, 
 
 
 CPU_LINE = re.compile(r"done: ([0-9.]+) s of CPU time")
+MEMORY_LINE = re.compile(r"s of CPU time, ([0-9.]+) MB peak memory")
 COMPILED = re.compile(r"compiled a model of \d+ parameters once in ([0-9.]+) s")
 COMPILED_AND_SAMPLED = re.compile(r"compiled and sampled in ([0-9.]+) s")
 SAMPLED = re.compile(r"(?<!and )sampled(?: \(compiled once before\))? in ([0-9.]+) s")
@@ -115,9 +116,10 @@ def log_seconds(text: str, pattern: re.Pattern) -> float:
     return round(sum(float(value) for value in pattern.findall(text)), 1)
 
 
-def logged_cpu_seconds(text: str) -> float:
-    """The CPU time a job's log reports at its end (alliance.runtime.log_resources), or NaN."""
-    found = CPU_LINE.findall(text)
+def last_logged(text: str, pattern: re.Pattern) -> float:
+    """The last value ``pattern`` finds in a job's log (its CPU time and peak memory, which
+    alliance.runtime.log_resources writes at the end), or NaN."""
+    found = pattern.findall(text)
     return float(found[-1]) if found else float("nan")
 
 
@@ -144,8 +146,10 @@ def job_rows(workspace: Path) -> list[dict]:
                 "wall_s": round(wall, 1),
                 **phases,
                 "other_s": round(wall - sum(phases.values()), 1),
-                "cpu_s": round(logged_cpu_seconds(text), 1),
-                "max_rss_mb": round(float(measured["max_rss"]), 0),
+                "cpu_s": round(last_logged(text, CPU_LINE), 1),
+                # The job's own peak (its log): a benchmark file measures the process that
+                # waits for a job run by the job server.
+                "max_rss_mb": round(last_logged(text, MEMORY_LINE), 0),
             }
         )
     return rows
