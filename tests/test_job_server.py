@@ -188,3 +188,29 @@ def test_the_server_stops_when_the_process_that_started_it_has_gone(tmp_path):
     else:
         os.kill(server, signal.SIGKILL)
         pytest.fail("the job server outlived the Snakemake process that started it")
+
+
+@pytest.mark.parametrize(
+    ("enabled", "local", "python_jobs", "started"),
+    [
+        (True, True, job_server.MIN_PYTHON_JOBS, True),
+        (True, True, job_server.MIN_PYTHON_JOBS - 1, False),  # a report rerun: no gain
+        (False, True, 40, False),  # runtime.job_server: false
+        (True, False, 40, False),  # cluster jobs
+    ],
+)
+def test_a_workflow_run_starts_a_server_only_where_it_pays(
+    tmp_path, monkeypatch, enabled, local, python_jobs, started
+):
+    for variable in (job_server.SOCKET_VARIABLE, job_server.PREFIX_VARIABLE):
+        monkeypatch.delenv(variable, raising=False)
+    job_server.start_for_workflow(enabled, local, python_jobs, tmp_path)
+    try:
+        assert (job_server.SOCKET_VARIABLE in os.environ) == started
+        assert len(job_server._started) == int(started)
+        servers = list(job_server._started)
+    finally:
+        job_server.stop_for_workflow()
+    assert job_server.SOCKET_VARIABLE not in os.environ
+    assert job_server.PREFIX_VARIABLE not in os.environ
+    assert all(server.returncode == 0 for server in servers)

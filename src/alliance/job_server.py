@@ -70,6 +70,9 @@ PRELOADED_MODULES = (
     "alliance.sampling",
     "snakemake.script",
 )
+#: The fewest Python jobs of a run worth a server: its own imports (about 2 s) delay the first
+#: job, which a run of one or two jobs (a report rerun) does not win back.
+MIN_PYTHON_JOBS = 4
 #: Seconds a child may take to stop after SIGTERM (its job's process died) before SIGKILL.
 TERMINATION_GRACE = 5.0
 _HEADER = struct.Struct("!Q")
@@ -183,11 +186,14 @@ def _exit_as(status: int) -> None:
 _started: list[subprocess.Popen] = []
 
 
-def start_for_workflow(enabled: bool, local: bool, project_dir: str | Path = ".") -> None:
+def start_for_workflow(
+    enabled: bool, local: bool, python_jobs: int, project_dir: str | Path = "."
+) -> None:
     """The Snakefile's ``onstart``: start a server for this run's jobs if ``runtime.job_server``
-    is on (``enabled``), the jobs run on this machine (``local``) and the system has what the
-    server needs; if it does not start, say so and let each job run in its own process."""
-    if not (enabled and local and available()):
+    is on (``enabled``), the jobs run on this machine (``local``), at least
+    :data:`MIN_PYTHON_JOBS` Python jobs are to run and the system has what the server needs; if
+    it does not start, say so and let each job run in its own process."""
+    if not (enabled and local and python_jobs >= MIN_PYTHON_JOBS and available()):
         return
     try:
         _started.append(start(project_dir))
@@ -268,6 +274,7 @@ def stop(process: subprocess.Popen | None, timeout: float = 30.0) -> None:
     address = getattr(process, "address", None)
     if address and os.environ.get(SOCKET_VARIABLE) == address:
         del os.environ[SOCKET_VARIABLE]
+        os.environ.pop(PREFIX_VARIABLE, None)
     if process is not None and process.poll() is None:
         process.terminate()
         try:

@@ -52,6 +52,7 @@ onstart:
     job_server.start_for_workflow(
         config["runtime"]["job_server"],
         workflow.local_exec and workflow.is_main_process,
+        python_jobs=sum(job.is_script for job in workflow.dag.needrun_jobs()),
     )
 
 
