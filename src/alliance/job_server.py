@@ -211,7 +211,8 @@ def stop_for_workflow() -> None:
 def start(project_dir: str | Path, parent_pid: int | None = None, timeout: float = 120.0):
     """Start a job server for the jobs of the Snakemake process ``parent_pid`` (default: this
     process) and point this process's environment (which its jobs inherit) at it; return its
-    :class:`subprocess.Popen`. The server's output goes to ``.cache/job_server.log``."""
+    :class:`subprocess.Popen`, with the socket's path as ``address``. The server's output goes
+    to ``.cache/job_server.log``."""
     project_dir = Path(project_dir).resolve()
     cache = project_dir / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -236,13 +237,13 @@ def start(project_dir: str | Path, parent_pid: int | None = None, timeout: float
         start_new_session=True,
     )
     log.close()
+    process.address = address
     deadline = time.monotonic() + timeout
     while not _answers(address):
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process)
             raise RuntimeError(f"the job server did not start (see {cache / 'job_server.log'})")
         time.sleep(0.05)
-    process.address = address
     os.environ[SOCKET_VARIABLE] = address
     os.environ[PREFIX_VARIABLE] = sys.prefix
     return process
