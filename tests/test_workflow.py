@@ -53,7 +53,7 @@ def test_every_job_runs_in_the_job_server_which_stops_with_the_run(completed_run
     assert len(logs) >= 40
     for log in logs:
         last = log.read_text().strip().splitlines()[-1]
-        assert "s of CPU time (forked from job server" in last, log
+        assert "done:" in last and "(forked from job server" in last, log
     assert "imported the stack" in (completed_run / ".cache/job_server.log").read_text()
     assert job_server_processes(completed_run) == []
 
