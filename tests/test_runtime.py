@@ -64,7 +64,8 @@ def test_the_test_session_compiles_inside_the_project():
 
 def test_a_job_logs_the_cpu_time_and_peak_memory_it_used(tmp_path):
     """At exit a job's log states its CPU time, which includes busy work in threads, and its
-    peak memory (here at least the 300 MB it filled)."""
+    peak memory: at least the 300 MB it filled, and not the size of the (test) process that
+    started it."""
     script = (
         "import threading\n"
         "import numpy as np\n"

@@ -105,17 +105,18 @@ def cpu_seconds() -> float:
 
 
 def peak_memory_mb() -> float:
-    """The largest resident memory of this process or of a waited-for child process, in MB
-    (a process forked from the job server counts the server's pages it shares)."""
+    """The largest resident memory of this process, in MB: Linux's ``VmHWM`` (a process forked
+    from the job server counts the server's pages it shares), else ``ru_maxrss``, which Linux
+    carries over from the parent through fork and exec (a job started by a large process would
+    report that process's size)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     import resource
 
-    return (
-        max(
-            resource.getrusage(who).ru_maxrss
-            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        )
-        / 1024
-    )
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def log_resources(logger) -> None:
