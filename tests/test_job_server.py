@@ -22,7 +22,7 @@ from alliance import job_server
 JOB = textwrap.dedent(
     """\
     __real_file__ = __file__
-    import json, os, sys, time
+    import json, os, stat, sys, time
     from alliance.job_server import run_job_in_server
     run_job_in_server()
     facts = {{
@@ -34,6 +34,7 @@ JOB = textwrap.dedent(
         "marker": os.environ.get("JOB_MARKER"),
         "socket": os.environ.get("{socket}"),
         "pandas_preloaded": "pandas" in sys.modules,
+        "stdin_is_a_socket": stat.S_ISSOCK(os.fstat(0).st_mode),
     }}
     with open(sys.argv[1], "w") as handle:
         json.dump(facts, handle)
@@ -64,16 +65,27 @@ def server(tmp_path_factory):
     assert not Path(address).exists()
 
 
-def run_job(script: Path, address: str | None, facts: Path, cwd: Path, prefix: str = sys.prefix):
+def run_job(
+    script: Path,
+    address: str | None,
+    facts: Path,
+    cwd: Path,
+    prefix: str = sys.prefix,
+    close_stdin: bool = False,
+):
     """Start ``script`` as Snakemake would start a job, in an environment pointing at the
-    server at ``address`` (whose Python environment is ``prefix``)."""
+    server at ``address`` (whose Python environment is ``prefix``), without any stdin if
+    ``close_stdin``."""
     env = dict(os.environ)
     if address:
         env[job_server.SOCKET_VARIABLE] = address
         env[job_server.PREFIX_VARIABLE] = prefix
     env["JOB_MARKER"] = "from the job's environment"
+    command = [sys.executable, str(script), str(facts), "second argument"]
+    if close_stdin:
+        command = ["sh", "-c", 'exec "$0" "$@" <&-', *command]
     return subprocess.Popen(
-        [sys.executable, str(script), str(facts), "second argument"],
+        command,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -108,6 +120,17 @@ def test_a_job_runs_in_a_child_of_the_server_as_its_own_process_would(server, tm
     assert facts["marker"] == "from the job's environment"
     assert facts["socket"] is None  # the child runs the job itself
     assert facts["pandas_preloaded"]
+
+
+def test_a_job_started_without_stdin_runs_in_the_server(server, tmp_path):
+    """A closed standard stream is passed as /dev/null."""
+    process, address = server
+    job = run_job(write_job(tmp_path), address, tmp_path / "facts.json", tmp_path, close_stdin=True)
+    stdout, _ = job.communicate(timeout=60)
+    facts = read_facts(tmp_path / "facts.json")
+    assert job.returncode == 3 and stdout == "to stdout\n"
+    assert facts["parent"] == process.pid
+    assert not facts["stdin_is_a_socket"]  # not the connection to the server
 
 
 def test_a_failing_job_reports_its_traceback_and_fails(server, tmp_path):

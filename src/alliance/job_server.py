@@ -91,6 +91,7 @@ def run_job_in_server() -> None:
     # Only a job in the server's own Python environment (not, say, a conda environment's).
     if not address or script is None or os.environ.get(PREFIX_VARIABLE) != sys.prefix:
         return
+    _open_standard_streams()  # before the socket, which would take a free number 0
     try:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(address)
@@ -115,6 +116,19 @@ def run_job_in_server() -> None:
     if pending:
         os.kill(os.getpid(), pending[0])
     _say("the job server stopped before it started the job")
+
+
+def _open_standard_streams() -> None:
+    """Point a closed standard stream of this process at /dev/null (a job started without one,
+    say without stdin, passes the server something it can hand to the child)."""
+    for number in (0, 1, 2):
+        try:
+            os.fstat(number)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != number:
+                os.dup2(null, number)
+                os.close(null)
 
 
 def _say(problem: str) -> None:
