@@ -63,6 +63,8 @@ def _compile_cached(model):
     )
     from pymc.initial_point import make_initial_point_fn
 
+    from alliance.function_cache import caching_pymc_compile
+
     # As nutpie's compile_pymc_model: initial points at the support point, jittered.
     initial_point_fn = _wrap_with_lock(
         make_initial_point_fn(
@@ -72,15 +74,18 @@ def _compile_cached(model):
             return_transformed=True,
         )
     )
-    n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point, shape_info, reparameterized = (
-        _make_functions(
-            model,
-            mode="NUMBA",
-            compute_grad=True,
-            join_expanded=True,
-            pymc_initial_point_fn=initial_point_fn,
+    # The two functions' rewritten graphs come from the cache where a process built the same
+    # graphs before (alliance.function_cache).
+    with caching_pymc_compile():
+        n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point, shape_info, reparameterized = (
+            _make_functions(
+                model,
+                mode="NUMBA",
+                compute_grad=True,
+                join_expanded=True,
+                pymc_initial_point_fn=initial_point_fn,
+            )
         )
-    )
     # Every data input of either function, in order of first use, under a key fixed by its
     # position (nutpie draws random keys, which would make every wrapper's source new).
     shared_data, shared_var_keys = {}, {}

@@ -41,18 +41,23 @@ class CompiledModel:
     new values of its inputs (same rank; the length of an observation vector may change)."""
 
     def __init__(self, model, log=None):
+        from alliance.function_cache import counts
         from alliance.nutpie_compile import compile_pymc_model
 
         start = time.perf_counter()
+        loaded = counts["loaded"]
         self.model = model
         self.compiled = compile_pymc_model(model)
         self.compile_seconds = time.perf_counter() - start
         self.fits = 0
         if log is not None:
             log.info(
-                "compiled a model of %d parameters once in %.1f s",
+                "compiled a model of %d parameters once in %.1f s (%s)",
                 self.compiled.n_dim,
                 self.compile_seconds,
+                "rewritten graphs from the cache"
+                if counts["loaded"] - loaded == 2
+                else "graphs rewritten",
             )
 
     def used(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -504,15 +504,17 @@ def _evaluate_over_draws(
     """
     import numpy as np
     import pytensor.tensor as pt
-    from pymc.pytensorf import compile as compile_function
     from pytensor.graph.replace import vectorize_graph
+
+    from alliance.function_cache import compile_cached
 
     batched = {
         # (Unnamed: pt.tensor would misread Bambi names such as "1|patient_id_sigma" as dtypes.)
         variable: pt.TensorType(variable.dtype, shape=(None, *variable.type.shape))()
         for variable in inputs
     }
-    function = compile_function(
+    # Cached where its graph has no random draws (the log-likelihood; alliance.function_cache).
+    function = compile_cached(
         list(batched.values()),
         vectorize_graph(outputs, replace={**(fixed or {}), **batched}),
         random_seed=seed,
