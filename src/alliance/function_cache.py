@@ -103,6 +103,11 @@ def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> s
     """The cache key of compiling ``outputs`` from ``inputs`` (graph variables) with ``mode`` and
     ``options`` (those of :data:`CACHEABLE_OPTIONS`); None for a function that is not cached
     (see the module docstring)."""
+    return _key_and_data(inputs, outputs, mode, options)[0]
+
+
+def _key_and_data(inputs, outputs, mode, options) -> tuple[str | None, dict | None]:
+    """:func:`function_key` and the graph's data inputs by name."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.replace import clone_replace
@@ -111,13 +116,15 @@ def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> s
     from pytensor.link.numba.dispatch.basic import cache_key_for_constant
 
     if not set(options) <= CACHEABLE_OPTIONS or not isinstance(mode, str | None):
-        return None
+        return None, None
+    options = dict(options)
     outputs = list(outputs)
     givens = options.pop("givens", None)
     if givens:
         outputs = clone_replace(outputs, replace=dict(givens))
-    if _data_inputs(outputs) is None:
-        return None
+    data = _data_inputs(outputs)
+    if data is None:
+        return None, None
     inputs = list(inputs)
     where = {variable: ("input", i, str(variable.type)) for i, variable in enumerate(inputs)}
 
@@ -149,7 +156,7 @@ def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> s
                 where[output] = ("node", index, output_index)
         ends = [position(output) for output in outputs]
     except _NotCached:
-        return None
+        return None, None
     description = (
         FORMAT_VERSION,
         sys.version,
@@ -160,7 +167,7 @@ def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> s
         nodes,
         ends,
     )
-    return hashlib.sha256(repr(description).encode()).hexdigest()
+    return hashlib.sha256(repr(description).encode()).hexdigest(), data
 
 
 def compile_cached(inputs, outputs, mode=None, **options):
@@ -169,16 +176,10 @@ def compile_cached(inputs, outputs, mode=None, **options):
     from pymc import pytensorf
 
     compile_function = getattr(pytensorf.compile, "uncached", pytensorf.compile)
-    key = function_key(inputs, outputs, mode, **options)
+    key, data = _key_and_data(inputs, outputs, mode, options)
     if key is None:
         counts["not_cached"] += 1
         return compile_function(inputs, outputs, mode=mode, **options)
-    graph_outputs = list(outputs)
-    if options.get("givens"):
-        from pytensor.graph.replace import clone_replace
-
-        graph_outputs = clone_replace(graph_outputs, replace=dict(options["givens"]))
-    data = _data_inputs(graph_outputs)
     entry = cache_dir() / f"{key}.pkl"
     function = _load(entry, data)
     if function is not None:
@@ -193,13 +194,15 @@ def compile_cached(inputs, outputs, mode=None, **options):
 def _load(entry: Path, data: dict):
     """The function stored in ``entry`` with the values of ``data`` (name -> shared variable) as
     its data inputs; None if there is no such entry or it does not fit."""
+    if not entry.exists():
+        return None
     try:
         with open(entry, "rb") as stored:
             function = pickle.load(stored)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+    except Exception:  # an unreadable entry (another version's, damaged): compiled again
         return None
-    shared = function.get_shared()
-    if sorted(variable.name for variable in shared) != sorted(data):
+    shared = function.get_shared()  # (the rewrites may have left out some of the graph's data)
+    if not {variable.name for variable in shared} <= set(data):
         return None
     for variable in shared:
         variable.set_value(data[variable.name].get_value(borrow=True), borrow=True)
