@@ -10,7 +10,8 @@ the wrapper). Here the wrapper calls the cached function through its native addr
 time from the user data that nutpie passes to every call, and its source depends only on the
 layout of the data inputs and the function's signature: it is compiled once and then loaded from
 PyTensor's numba cache like the function itself (a warm compile of the association model: about
-6 s, most of it PyTensor building and rewriting the graph).
+6 s, most of it PyTensor building and rewriting the graph; about 3 s where the rewritten graphs
+come from :mod:`alliance.function_cache`).
 
 :func:`compile_pymc_model` returns nutpie's own ``CompiledPyMCModel`` (``with_data``, sampling
 and the initial points as nutpie's compile gives them), its log density and gradient the same
