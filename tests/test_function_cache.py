@@ -5,8 +5,6 @@ from it samples the same draws."""
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pymc as pm
 import pytensor
@@ -42,18 +40,35 @@ def expected_density(values, mean, sigma=1.0):
 
 def test_the_key_is_the_structure_and_constants_not_the_data():
     """The same graph built twice with other data (other length) has one key; another constant
-    (a prior's scale), another data type or name, or another mode gives another."""
+    (a prior's scale), another data type or name, mode, option or model bounds check gives
+    another."""
     key = function_key(*normal_density([1.0, 2.0]), mode="FAST_COMPILE")
     assert key is not None
     assert function_key(*normal_density([5.0, 6.0, 7.0]), mode="FAST_COMPILE") == key
+    with pm.Model(check_bounds=False):
+        unchecked = function_key(*normal_density([1.0, 2.0]), mode="FAST_COMPILE")
     others = [
         function_key(*normal_density([1.0, 2.0], sigma=2.0), mode="FAST_COMPILE"),
         function_key(*normal_density([1.0, 2.0], dtype="float32"), mode="FAST_COMPILE"),
         function_key(*normal_density([1.0, 2.0], name="z"), mode="FAST_COMPILE"),
         function_key(*normal_density([1.0, 2.0]), mode="FAST_RUN"),
         function_key(*normal_density([1.0, 2.0]), mode="FAST_COMPILE", on_unused_input="ignore"),
+        unchecked,
     ]
     assert None not in others and len({key, *others}) == len(others) + 1
+
+
+def test_the_key_holds_every_inputs_name_and_type():
+    """Inputs named the other way round (keyword calls) or an unused input of another type make
+    another key."""
+    a, b = pt.dscalar("a"), pt.dscalar("b")
+    key = function_key([a, b], [a - b], mode="FAST_COMPILE")
+    swapped_a, swapped_b = pt.dscalar("b"), pt.dscalar("a")
+    assert function_key([swapped_a, swapped_b], [swapped_a - swapped_b], mode="FAST_COMPILE") != key
+    unused = pt.dvector("b")
+    assert function_key(
+        [a, unused], [a * 1.0], mode="FAST_COMPILE", on_unused_input="ignore"
+    ) != function_key([a, b], [a * 1.0], mode="FAST_COMPILE", on_unused_input="ignore")
 
 
 def test_a_second_compile_loads_the_function_and_computes_with_the_callers_data(
@@ -75,13 +90,31 @@ def test_a_second_compile_loads_the_function_and_computes_with_the_callers_data(
     assert dict(function_cache.counts) == {"compiled": 1, "loaded": 1}
 
 
-def test_the_cache_holds_no_data(empty_cache):
-    compile_cached(*normal_density([1.0, 2.0, 3.0]), mode="FAST_COMPILE")
+def test_the_cache_holds_no_data_and_a_loaded_function_follows_the_callers_data(empty_cache):
+    """The entry on disk holds none of the data's bytes; a loaded function reads the caller's own
+    shared variable, so a later change of the data reaches it, as with a fresh compile."""
+    values = np.array([1.234567e-7, 9.876543e5, 3.141592e-3])
+    compile_cached(*normal_density(values), mode="FAST_COMPILE")
     (entry,) = empty_cache.glob("*.pkl")
-    with open(entry, "rb") as stored:
-        function = pickle.load(stored)
-    (data,) = function.get_shared()
-    assert data.name == "y" and data.get_value().shape == (0,)
+    assert values.tobytes() not in entry.read_bytes()
+    inputs, outputs = normal_density([0.0])
+    loaded = compile_cached(inputs, outputs, mode="FAST_COMPILE")
+    assert function_cache.counts["loaded"] == 1
+    (data,) = loaded.get_shared()
+    data.set_value(values)
+    assert float(loaded(0.5)[0]) == pytest.approx(expected_density(values, 0.5), rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Setting default_update is deprecated:DeprecationWarning")
+def test_data_with_a_default_update_is_compiled_as_usual(empty_cache):
+    """A data input with an update at every call is not cached (the update is not in the key)."""
+    counter = pytensor.shared(np.array(0.0), name="counter")
+    counter.default_update = counter + 1
+    step = pt.dscalar("step")
+    assert function_key([step], [counter * step], mode="FAST_COMPILE") is None
+    function = compile_cached([step], [counter * step], mode="FAST_COMPILE")
+    assert [float(function(1.0)[0]) for _ in range(3)] == [0.0, 1.0, 2.0]
+    assert function_cache.counts == {"not_cached": 1}
 
 
 def test_random_draws_and_unnamed_data_are_compiled_as_usual(empty_cache):
@@ -90,10 +123,10 @@ def test_random_draws_and_unnamed_data_are_compiled_as_usual(empty_cache):
     mean = pt.dscalar("mean")
     draws = pm.Normal.dist(mean, 1.0, size=3)
     unnamed = pytensor.shared(np.ones(3))
-    for inputs, outputs in (([mean], [draws]), ([mean], [(unnamed * mean).sum()])):
+    for inputs, outputs, shape in (([mean], [draws], (3,)), ([mean], [(unnamed * mean).sum()], ())):
         assert function_key(inputs, outputs, mode="FAST_COMPILE") is None
         function = compile_cached(inputs, outputs, mode="FAST_COMPILE", random_seed=1)
-        assert np.shape(function(1.0)[0]) in {(3,), ()}
+        assert np.shape(function(1.0)[0]) == shape
     assert not empty_cache.exists() or not list(empty_cache.glob("*.pkl"))
     assert function_cache.counts["not_cached"] == 2
 
@@ -117,8 +150,9 @@ def test_a_batched_python_function_is_stored_and_loaded(empty_cache, monkeypatch
 
 def test_a_model_compiled_for_nutpie_from_the_cache_samples_the_same_draws(monkeypatch):
     """The second nutpie compile of a model (another build, other data of the same shapes) loads
-    both functions from the cache, compiles neither, and samples the same draws to the last digit
-    as a compile that rewrote the graphs."""
+    both functions from the cache, compiles neither, shares the data inputs between them (the
+    stored values read data too), takes new data, and samples the same draws to the last digit as
+    a compile that rewrote the graphs."""
     import nutpie
 
     from alliance.nutpie_compile import compile_pymc_model
@@ -127,9 +161,11 @@ def test_a_model_compiled_for_nutpie_from_the_cache_samples_the_same_draws(monke
         rng = np.random.default_rng(seed)
         with pm.Model() as built:
             y = pm.Data("y", rng.normal(size=20))
+            x = pm.Data("x", rng.normal(size=20))
             sd = pm.HalfNormal("sd", 1.0)
             effect = pm.Normal("effect", 0, 1, shape=2)
-            pm.Normal("outcome", effect.sum(), sd, observed=y)
+            pm.Deterministic("fitted", effect[0] + effect[1] * x)
+            pm.Normal("outcome", effect[0] + effect[1] * x, sd, observed=y)
         return built
 
     def draws(compiled):
@@ -138,12 +174,15 @@ def test_a_model_compiled_for_nutpie_from_the_cache_samples_the_same_draws(monke
         )
         return tree["posterior"].to_dataset()
 
+    other = model(3)
+    new_data = {name: other[name].get_value() for name in ("x", "y")}
     rewritten = compile_pymc_model(model(1))
     assert function_cache.counts["compiled"] == 2
-    reference = draws(rewritten.with_data(y=model(2)["y"].get_value()))
+    reference = draws(rewritten.with_data(**new_data))
     monkeypatch.setattr(pytensorf, "compile", None)  # a compile would fail
     loaded = compile_pymc_model(model(2))
     assert function_cache.counts["loaded"] == 2
-    ours = draws(loaded)
-    for name in ("sd", "effect"):
+    assert sorted(variable.name for variable in loaded.shared_var_keys) == ["x", "y"]
+    ours = draws(loaded.with_data(**new_data))
+    for name in ("sd", "effect", "fitted"):
         np.testing.assert_array_equal(ours[name].values, reference[name].values)

@@ -8,22 +8,27 @@ pointwise log-likelihood over all draws, in every job that builds the model, alt
 is the same every time.
 
 :func:`compile_cached` keys a function by its graph before rewriting: every operation (its
-pickled form), how the operations connect, the values of constants, the types and names of the
-data inputs (shared variables; not their values), the compile options, PyTensor's settings other
-than its directories, and the versions of Python, NumPy, PyTensor, PyMC, numba and nutpie. On the
-first compile of a key the compiled function is pickled into the cache (PyTensor pickles the
-rewritten graph; its data inputs are emptied first, so the cache holds no data). A later compile of
-the same key unpickles it, which links the rewritten graph without rewriting it again (PyTensor's
-``reoptimize_unpickled_function`` is off by default), and gives its data inputs the caller's
-values (matched by name). A function is compiled as usual, and not cached, when its graph draws
-random numbers (its generators are unnamed shared variables, reseeded per call), holds a data
-input without a name or two with the same name, or is compiled with options other than those
-below.
+pickled form), how the operations connect, the values of constants, the names and types of the
+inputs (used or not) and of the data inputs (shared variables; not their values), the compile
+options, PyMC's ``check_bounds`` of the model in context, PyTensor's settings other than its
+directories, and the versions of Python, NumPy, PyTensor, PyMC, numba and nutpie. On the first
+compile of a key the compiled function is pickled into the cache (PyTensor pickles the rewritten
+graph); its data inputs (the shared variables, their containers and values) are written as
+references by name, so the cache holds no data. A later compile of the same key unpickles it, which
+links the rewritten graph without rewriting it again (PyTensor's ``reoptimize_unpickled_function``
+is off by default), with the caller's own shared variables in place of the references: the
+function reads the caller's data, follows later changes of it, and two functions of one model
+share its data inputs as freshly compiled ones do (nutpie's ``with_data`` needs that). A function
+is compiled as usual, and not cached, when its graph draws random numbers (its generators are
+unnamed shared variables, reseeded per call), holds a data input without a name, with a default
+update, or two with the same name, container or value, when its inputs or outputs are not
+lists of variables, or when it is compiled with options other than :data:`CACHEABLE_OPTIONS`.
 
 :func:`caching_pymc_compile` routes ``pymc.pytensorf.compile`` (which nutpie's compile calls)
 through the cache while it is active. The cache lives in ``graphs/`` in PyTensor's base compile
 directory (``.cache/pytensor/graphs`` in a workflow job); deleting it only costs the rewrites
-again. Entries are written atomically, so parallel jobs may share it.
+again. Entries are written atomically (a temporary file renamed), so parallel jobs may share it;
+they are unpickled, so the directory must not be writable by others (it is inside the project).
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ def _settings() -> list[tuple[str, str]]:
 
 
 def _data_inputs(outputs) -> dict | None:
-    """The shared variables the ``outputs`` depend on, by name; None if one is a random generator
-    or has no name, or two have the same name (such a graph is not cached)."""
+    """The shared variables the ``outputs`` depend on, by name; None if one is a random generator,
+    has no name or a default update, or two have the same name, container or value (such a graph
+    is not cached)."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
     from pytensor.tensor.random.type import RandomType
@@ -93,10 +99,36 @@ def _data_inputs(outputs) -> dict | None:
             continue
         if isinstance(variable.type, RandomType) or not variable.name:
             return None
+        if getattr(variable, "default_update", None) is not None:
+            return None
         if shared.get(variable.name, variable) is not variable:
             return None
         shared[variable.name] = variable
+    for kind in ("container", "storage", "value"):
+        parts = [_part(variable, kind) for variable in shared.values()]
+        if len({id(part) for part in parts}) != len(parts):
+            return None
     return shared
+
+
+def _part(variable, kind: str):
+    """A data input's container, the one-element list in it that holds its value (the functions
+    that read it hold containers of their own around that same list), or its current value."""
+    if kind == "container":
+        return variable.container
+    if kind == "storage":
+        return variable.container.storage
+    return variable.get_value(borrow=True)
+
+
+def _check_bounds() -> bool:
+    """PyMC's ``check_bounds`` of the model in context (its compile chooses rewrites by it)."""
+    from pymc.model import modelcontext
+
+    try:
+        return bool(modelcontext(None).check_bounds)
+    except TypeError:  # no model in context
+        return True
 
 
 def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> str | None:
@@ -108,6 +140,7 @@ def function_key(inputs: Sequence, outputs: Sequence, mode=None, **options) -> s
 
 def _key_and_data(inputs, outputs, mode, options) -> tuple[str | None, dict | None]:
     """:func:`function_key` and the graph's data inputs by name."""
+    from pytensor.compile.io import In, Out
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.replace import clone_replace
@@ -116,6 +149,10 @@ def _key_and_data(inputs, outputs, mode, options) -> tuple[str | None, dict | No
     from pytensor.link.numba.dispatch.basic import cache_key_for_constant
 
     if not set(options) <= CACHEABLE_OPTIONS or not isinstance(mode, str | None):
+        return None, None
+    if not isinstance(outputs, list | tuple) or not isinstance(inputs, list | tuple):
+        return None, None  # (a single output is returned unwrapped: left to the usual compile)
+    if any(isinstance(variable, In | Out) for variable in [*inputs, *outputs]):
         return None, None
     options = dict(options)
     outputs = list(outputs)
@@ -126,7 +163,9 @@ def _key_and_data(inputs, outputs, mode, options) -> tuple[str | None, dict | No
     if data is None:
         return None, None
     inputs = list(inputs)
-    where = {variable: ("input", i, str(variable.type)) for i, variable in enumerate(inputs)}
+    # Every input, used or not, by position, name (keyword arguments) and type.
+    signature = [(variable.name, str(variable.type)) for variable in inputs]
+    where = {variable: ("input", i) for i, variable in enumerate(inputs)}
 
     def position(variable):
         if variable not in where:
@@ -163,7 +202,9 @@ def _key_and_data(inputs, outputs, mode, options) -> tuple[str | None, dict | No
         [(name, _package_version(name)) for name in PACKAGES],
         _settings(),
         mode,
+        _check_bounds(),
         sorted((name, repr(value)) for name, value in options.items()),
+        signature,
         nodes,
         ends,
     )
@@ -186,62 +227,85 @@ def compile_cached(inputs, outputs, mode=None, **options):
         counts["loaded"] += 1
         return function
     function = compile_function(inputs, outputs, mode=mode, **options)
-    _store(entry, function)
+    _store(entry, function, data)
     counts["compiled"] += 1
     return function
 
 
+class _Pickler(pickle.Pickler):
+    """Pickles a function with its data inputs (the shared variables, their containers, the lists
+    in them and their values) as references by name, so that the entry holds no data."""
+
+    def __init__(self, file, data: dict):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.references = {
+            id(_part(variable, kind) if kind != "variable" else variable): (kind, name)
+            for name, variable in data.items()
+            for kind in ("variable", "container", "storage", "value")
+        }
+
+    def persistent_id(self, obj):
+        return self.references.get(id(obj))
+
+
+class _Unpickler(pickle.Unpickler):
+    """Loads a function pickled by :class:`_Pickler` with the caller's data inputs in place of the
+    references: the function reads and follows the caller's shared variables."""
+
+    def __init__(self, file, data: dict):
+        super().__init__(file)
+        self.data = data
+
+    def persistent_load(self, reference):
+        kind, name = reference
+        variable = self.data[name]  # a KeyError: the entry does not fit (compiled again)
+        return variable if kind == "variable" else _part(variable, kind)
+
+
 def _load(entry: Path, data: dict):
-    """The function stored in ``entry`` with the values of ``data`` (name -> shared variable) as
-    its data inputs; None if there is no such entry or it does not fit."""
+    """The function stored in ``entry``, reading the caller's data inputs ``data`` (name ->
+    shared variable); None if there is no such entry or it cannot be read."""
+    from pytensor.compile.executor import Function
+
     if not entry.exists():
         return None
     try:
         with open(entry, "rb") as stored:
-            function = pickle.load(stored)
+            function = _Unpickler(stored, data).load()
     except Exception:  # an unreadable entry (another version's, damaged): compiled again
         return None
-    shared = function.get_shared()  # (the rewrites may have left out some of the graph's data)
-    if not {variable.name for variable in shared} <= set(data):
-        return None
-    for variable in shared:
-        variable.set_value(data[variable.name].get_value(borrow=True), borrow=True)
-    return function
+    return function if isinstance(function, Function) else None
 
 
-def _store(entry: Path, function) -> None:
-    """Pickle ``function`` into ``entry`` with its data inputs emptied and the per-node functions
-    that the Python linker prepares (Blockwise's ``tag.gufunc``, a closure) left out; all are
-    restored afterwards, and the next load prepares them again. A function that still cannot be
-    pickled is not stored."""
-    import numpy as np
+def _store(entry: Path, function, data: dict) -> None:
+    """Pickle ``function`` into ``entry``, its data inputs ``data`` as references (not stored)
+    and without the per-node functions that the Python linker prepares (Blockwise's
+    ``tag.gufunc``, a closure; restored afterwards, and prepared again by a load). Where storing
+    fails (a function that cannot be pickled, a full disk), nothing is stored."""
+    import tempfile
 
-    shared = function.get_shared()
-    values = [variable.get_value(borrow=True) for variable in shared]
     prepared = {
         node: node.tag.gufunc
         for node in function.maker.fgraph.apply_nodes
         if hasattr(node.tag, "gufunc")
     }
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    partial = None
     try:
-        for variable, value in zip(shared, values, strict=True):
-            empty = np.zeros((0,) * np.ndim(value), dtype=np.asarray(value).dtype)
-            variable.set_value(empty, borrow=True)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
         for node in prepared:
             del node.tag.gufunc
-        with open(partial, "wb") as stored:
-            pickle.dump(function, stored, protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(descriptor, "wb") as stored:
+            _Pickler(stored, data).dump(function)
         os.replace(partial, entry)
-    except (pickle.PicklingError, AttributeError, TypeError):
+        partial = None
+    except Exception:
         pass  # not stored: the next job compiles it again
     finally:
-        for variable, value in zip(shared, values, strict=True):
-            variable.set_value(value, borrow=True)
         for node, gufunc in prepared.items():
             node.tag.gufunc = gufunc
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
