@@ -153,6 +153,59 @@ def test_every_combination_of_present_and_missing_predictors_builds(config, patt
     )
 
 
+@pytest.mark.parametrize("decomposition", [False, True], ids=["pooled", "within_between"])
+def test_prior_draws_in_one_call_match_pymcs_draw_by_draw(config, decomposition):
+    """The prior check's draws (alliance.sampling.sample_pymc_prior: every draw at once) have the
+    distribution of PyMC's own prior predictive draws (one call per draw), for a model with
+    imputed cells of each kind and an undefined share: the same variables, dims and coordinates,
+    and means and SDs of every element within Monte Carlo error."""
+    import pymc as pm
+
+    from alliance.associations import prior_variables
+    from alliance.sampling import sample_pymc_prior
+
+    data = small_association_data(n_patients=6, seed=2)
+    for term, row in MISSING_PATTERNS["all kinds"]:
+        patient = data.loc[row, "patient_id"]
+        rows = data.index[data.patient_id == patient] if term == "age" else [row]
+        data.loc[rows, term] = np.nan
+    data.loc[10, ["comm_amount", "comm_async_share", "no_communication"]] = [0.0, np.nan, True]
+    model = build_association_model(
+        data,
+        standard_scale(data, "patient"),
+        "patient",
+        config["association"]["priors"],
+        [3, 6, 12],
+        decomposition=decomposition,
+    )
+    draws = 1000
+    ours = sample_pymc_prior(model, draws, seed=3)
+    with model:
+        reference = pm.sample_prior_predictive(draws, random_seed=4)
+    for group in ("prior", "prior_predictive"):
+        mine, theirs = ours[group].to_dataset(), reference[group].to_dataset()
+        assert set(mine.data_vars) == set(theirs.data_vars)
+        for name in theirs.data_vars:
+            assert mine[name].dims == theirs[name].dims, name
+            for dim in theirs[name].dims[2:]:
+                assert list(mine[dim].values) == list(theirs[dim].values)
+            x, y = (d[name].values.reshape(draws, -1) for d in (mine, theirs))
+            error = np.sqrt((x.var(axis=0) + y.var(axis=0)) / draws)
+            assert np.all(np.abs(x.mean(axis=0) - y.mean(axis=0)) < 5 * error + 1e-12), name
+            # Constant elements (the reference month's effect, 0) are constant in both; the log
+            # ratio of the others' SDs has the standard error sqrt((kurtosis - 1) / (2 draws)).
+            varies = y.std(axis=0) > 0
+            np.testing.assert_array_equal(x.std(axis=0) > 0, varies)
+            both = np.concatenate([x, y])[:, varies]
+            both = (both - both.mean(axis=0)) / both.std(axis=0)
+            log_ratio_se = np.sqrt((np.mean(both**4, axis=0) - 1) / (2 * draws))
+            log_ratio = np.log(x.std(axis=0)[varies] / y.std(axis=0)[varies])
+            assert np.all(np.abs(log_ratio) < 5 * log_ratio_se), name
+    # The prior check draws only the outcome and the coefficients.
+    chosen = sample_pymc_prior(model, 100, seed=5, var_names=prior_variables(model))
+    assert set(chosen["prior_predictive"].data_vars) == {"wai"}
+
+
 def cholesky_from_cpc(cpc: np.ndarray, size: int) -> np.ndarray:
     """The correlation Cholesky factor of alliance.correlation_priors.lkj_cholesky_corr."""
     chol = np.zeros((size, size))

@@ -6,7 +6,12 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from alliance.sampling import pointwise_log_likelihood, posterior_predictive, sample_pymc_prior
+from alliance.sampling import (
+    forward_draws,
+    pointwise_log_likelihood,
+    posterior_predictive,
+    sample_pymc_prior,
+)
 
 Y = np.array([0.5, -1.0, 2.0])
 GROUP = np.array([0, 1, 1])
@@ -78,6 +83,103 @@ def test_prior_draws_follow_the_prior():
     prior = sample_pymc_prior(conditional_model(), draws=4000, seed=5)["prior"]
     assert float(prior["sigma"].mean()) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
     assert float(prior["mu"].std()) == pytest.approx(1.0, abs=0.04)
+
+
+def batching_model():
+    """Each way a random variable's draws can be batched: parameters that are constants (a vector
+    with no size given), a constant first parameter and a random second one, a size from dims or
+    from data, a multivariate variable with a random mean, an observed variable drawn given
+    another, and deterministics of random variables and of data alone."""
+    with pm.Model(coords={"group": ["a", "b", "c"]}) as model:
+        rows = pm.Data("rows", np.array([0, 2, 2, 1]))
+        spread = pm.Normal("spread", 0, np.array([1.0, 2.0, 3.0]), dims="group")
+        scale = pm.HalfNormal("scale", 1.0)
+        level = pm.Normal("level", 0, scale, dims="group")
+        share = pm.Beta("share", 2.0, 5.0, shape=2)
+        pair = pm.MvNormal("pair", mu=level[:2], cov=np.array([[1.0, 0.6], [0.6, 1.0]]))
+        first = pm.Normal("first", level[rows], 0.5, observed=np.zeros(4))
+        pm.Normal("second", 2 * first, 0.5, observed=np.zeros(4))
+        pm.Deterministic("total", level.sum() + pair.sum())
+        pm.Deterministic("row_count", rows.shape[0] + 0.0)
+    return model, spread, share
+
+
+def test_prior_draws_are_batched_and_follow_the_prior_and_its_dependencies():
+    model, _, _ = batching_model()
+    draws = 20000
+    tree = sample_pymc_prior(model, draws=draws, seed=11)
+    prior, predictive = tree["prior"].to_dataset(), tree["prior_predictive"].to_dataset()
+    assert set(prior.data_vars) == {
+        *("spread", "scale", "level", "share", "pair", "total", "row_count")
+    }
+    assert set(predictive.data_vars) == {"first", "second"}
+    assert prior["level"].dims == ("chain", "draw", "group") and prior.sizes["draw"] == draws
+    assert prior["pair"].shape == (1, draws, 2) and predictive["second"].shape == (1, draws, 4)
+    np.testing.assert_array_equal(prior["row_count"].values, 4.0)
+
+    def flat(name, group=prior):
+        return group[name].values.reshape(draws, -1)
+
+    np.testing.assert_allclose(flat("spread").std(axis=0), [1.0, 2.0, 3.0], rtol=0.03)
+    # level ~ N(0, scale), scale ~ HalfNormal(1): variance E[scale^2] = 1, a heavier tail than
+    # a normal's (kurtosis 3 * E[scale^4] / E[scale^2]^2 = 9), and independent across groups
+    # given nothing but through the shared scale (the |levels| correlate).
+    level = flat("level")
+    np.testing.assert_allclose(level.var(axis=0), 1.0, rtol=0.06)
+    assert np.mean(level[:, 0] ** 4) / np.mean(level[:, 0] ** 2) ** 2 == pytest.approx(9, rel=0.3)
+    assert np.corrcoef(np.abs(level[:, 0]), np.abs(level[:, 1]))[0, 1] > 0.1
+    np.testing.assert_allclose(flat("share").mean(axis=0), 2 / 7, atol=0.01)
+    # pair ~ MvNormal(level[:2], C): each draw's pair around its own level.
+    residual = flat("pair") - level[:, :2]
+    np.testing.assert_allclose(np.cov(residual.T), [[1.0, 0.6], [0.6, 1.0]], atol=0.04)
+    total = level.sum(axis=1) + flat("pair").sum(axis=1)
+    np.testing.assert_allclose(flat("total")[:, 0], total)
+    # first ~ N(level[rows], 0.5), second ~ N(2 first, 0.5): drawn from each draw's values.
+    first, second = flat("first", predictive), flat("second", predictive)
+    np.testing.assert_allclose((first - level[:, [0, 2, 2, 1]]).std(axis=0), 0.5, rtol=0.03)
+    np.testing.assert_allclose((second - 2 * first).std(axis=0), 0.5, rtol=0.03)
+    # Draws are independent of each other.
+    assert abs(np.corrcoef(level[1:, 0], level[:-1, 0])[0, 1]) < 0.03
+    again = sample_pymc_prior(model, draws=draws, seed=11)["prior"]
+    np.testing.assert_array_equal(again["pair"].values, prior["pair"].values)
+    other = sample_pymc_prior(model, draws=draws, seed=12)["prior"]
+    assert not np.array_equal(other["pair"].values, prior["pair"].values)
+
+
+def test_forward_draws_line_up_a_parameter_that_varies_by_draw_with_the_draws_shape():
+    """PyMC expands every parameter to its variable's dimensions; a plain PyTensor variable's
+    scalar parameter that varies by draw is lined up with the draw axis of a vector of draws."""
+    import pytensor.tensor as pt
+
+    centre = pt.random.normal(0.0, 10.0)
+    values = pt.random.normal(centre, 0.01, size=(3,))
+    centres, draws = forward_draws([centre, values], 500, seed=1)
+    assert centres.shape == (500,) and draws.shape == (500, 3)
+    np.testing.assert_allclose(draws, np.repeat(centres[:, None], 3, axis=1), atol=0.06)
+
+
+def test_prior_draws_of_chosen_variables_and_of_what_cannot_be_batched():
+    """var_names picks the variables (their ancestors are drawn all the same); a model whose
+    random operation cannot be batched (a censored variable with constant parameters, a PyMC
+    SymbolicRandomVariable) gets PyMC's own draws, one call per draw."""
+    model, _, _ = batching_model()
+    tree = sample_pymc_prior(model, draws=50, seed=1, var_names=["total", "second"])
+    assert set(tree["prior"].data_vars) == {"total"}
+    assert set(tree["prior_predictive"].data_vars) == {"second"}
+    with pytest.raises(ValueError, match="scale_log__"):  # a transformed value, as PyMC says
+        sample_pymc_prior(model, draws=5, seed=1, var_names=["scale_log__"])
+    # A censored variable (a SymbolicRandomVariable of a random input) is batched through its
+    # input; a custom distribution with constant parameters takes its generator directly.
+    with pm.Model() as model:
+        pm.Censored("bounded", pm.Normal.dist(0.0, 1.0), lower=-0.5, upper=0.5, shape=3)
+        pm.CustomDist("square", 1.0, dist=lambda mu, size: pm.Normal.dist(mu, 1, size=size) ** 2)
+    bounded = forward_draws([model["bounded"]], 4000, seed=2)[0]
+    assert bounded.shape == (4000, 3) and bounded.min() == -0.5 and bounded.max() == 0.5
+    assert np.mean(bounded == 0.5) == pytest.approx(stats.norm.sf(0.5), abs=0.015)
+    with pytest.raises(NotImplementedError):
+        forward_draws([model["square"]], 10, seed=1)
+    square = sample_pymc_prior(model, draws=4000, seed=2)["prior"]["square"].values
+    assert square.shape == (1, 4000) and square.mean() == pytest.approx(2.0, abs=0.1)
 
 
 def test_a_pymc_model_is_compiled_once_for_every_attempt_of_the_safety_net(config, monkeypatch):
