@@ -123,16 +123,21 @@ MISSING_PATTERNS = {
 }
 
 
-@pytest.mark.parametrize("pattern", list(MISSING_PATTERNS))
-def test_every_combination_of_present_and_missing_predictors_builds(config, pattern):
-    """Each missing cell is one imputed value; undefined shares (no communication) are not."""
-    data = small_association_data()
+def with_missing(data: pd.DataFrame, pattern: str) -> pd.DataFrame:
+    """``data`` with the cells of a :data:`MISSING_PATTERNS` pattern missing (age: all of the
+    patient's rows) and one assessment without communication (its share undefined, not missing)."""
     for term, row in MISSING_PATTERNS[pattern]:
         patient = data.loc[row, "patient_id"]
         rows = data.index[data.patient_id == patient] if term == "age" else [row]
         data.loc[rows, term] = np.nan
-    # One assessment without communication: its share is undefined, not missing.
     data.loc[10, ["comm_amount", "comm_async_share", "no_communication"]] = [0.0, np.nan, True]
+    return data
+
+
+@pytest.mark.parametrize("pattern", list(MISSING_PATTERNS))
+def test_every_combination_of_present_and_missing_predictors_builds(config, pattern):
+    """Each missing cell is one imputed value; undefined shares (no communication) are not."""
+    data = with_missing(small_association_data(), pattern)
     scale = standard_scale(data, "patient")
     model = build_association_model(
         data, scale, "patient", config["association"]["priors"], [3, 6, 12]
@@ -164,12 +169,7 @@ def test_prior_draws_in_one_call_match_pymcs_draw_by_draw(config, decomposition)
     from alliance.associations import prior_variables
     from alliance.sampling import sample_pymc_prior
 
-    data = small_association_data(n_patients=6, seed=2)
-    for term, row in MISSING_PATTERNS["all kinds"]:
-        patient = data.loc[row, "patient_id"]
-        rows = data.index[data.patient_id == patient] if term == "age" else [row]
-        data.loc[rows, term] = np.nan
-    data.loc[10, ["comm_amount", "comm_async_share", "no_communication"]] = [0.0, np.nan, True]
+    data = with_missing(small_association_data(n_patients=6, seed=2), "all kinds")
     model = build_association_model(
         data,
         standard_scale(data, "patient"),
