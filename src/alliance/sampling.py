@@ -453,9 +453,9 @@ def sample_pymc_prior(model, draws: int, seed: int, var_names=None):
 
     The tree ``pm.sample_prior_predictive`` returns (groups ``prior`` and ``prior_predictive``,
     the same variables, dims and coordinates), its draws computed in one call over all draws
-    (:func:`forward_draws`) instead of one call per draw: for the association models about 2 s
-    instead of 5 on this project's machine. Other draws than PyMC's for the same seed, from the
-    same distribution (tests).
+    (:func:`forward_draws`) instead of one call per draw: for an association model about 1 s
+    (2.6 s for the first in a process) instead of 5 on this project's machine. Other draws than
+    PyMC's for the same seed, from the same distribution (tests).
     """
     import pymc as pm
     from pymc.util import get_default_varnames
