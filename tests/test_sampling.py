@@ -158,6 +158,18 @@ def test_forward_draws_line_up_a_parameter_that_varies_by_draw_with_the_draws_sh
     np.testing.assert_allclose(draws, np.repeat(centres[:, None], 3, axis=1), atol=0.06)
 
 
+def test_a_size_read_from_another_variables_shape_keeps_its_value_for_every_draw():
+    with pm.Model() as model:
+        cells = pm.Data("cells", np.zeros(4))
+        first = pm.Normal("first", 0, 1, shape=cells.shape)
+        pm.Normal("second", first.sum(), 1, shape=first.shape)
+    first, second = forward_draws([model["first"], model["second"]], 5000, seed=3)
+    assert first.shape == second.shape == (5000, 4)
+    residual = second - first.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(residual.std(axis=0), 1.0, rtol=0.04)
+    np.testing.assert_allclose(second.std(axis=0), np.sqrt(5.0), rtol=0.04)
+
+
 def test_prior_draws_of_chosen_variables_and_of_what_cannot_be_batched():
     """var_names picks the variables (their ancestors are drawn all the same); a model whose
     random operation cannot be batched (a censored variable with constant parameters, a PyMC

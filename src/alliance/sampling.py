@@ -509,6 +509,8 @@ def forward_draws(outputs, draws: int, seed: int) -> list:
             # one that varies by draw has the draw axis in front: it lines up with the size.
             rng, _, *params = inputs
             batch_ndim = node.outputs[1].ndim - node.op.ndim_supp
+            # The size as the model has it (the same for every draw; vectorising a size read
+            # from another variable's shape would read the draw axis).
             original_size = node.inputs[1]
             if not isinstance(original_size.type, NoneTypeT):
                 size = pt.concatenate([[draws], original_size])
