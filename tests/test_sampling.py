@@ -1,7 +1,10 @@
 """Draws made after sampling: the log-likelihood and posterior predictive over all draws at once."""
 
+import warnings
+
 import numpy as np
 import pymc as pm
+import pytensor
 import pytest
 import xarray as xr
 from scipy import stats
@@ -163,11 +166,41 @@ def test_a_size_read_from_another_variables_shape_keeps_its_value_for_every_draw
         cells = pm.Data("cells", np.zeros(4))
         first = pm.Normal("first", 0, 1, shape=cells.shape)
         pm.Normal("second", first.sum(), 1, shape=first.shape)
-    first, second = forward_draws([model["first"], model["second"]], 5000, seed=3)
+    with warnings.catch_warnings():
+        # (PyMC warns of a generator two draws share: the variable would not be reseeded.)
+        warnings.simplefilter("error")
+        first, second = forward_draws([model["first"], model["second"]], 5000, seed=3)
+        other_first, _ = forward_draws([model["first"], model["second"]], 5000, seed=4)
     assert first.shape == second.shape == (5000, 4)
+    assert not np.array_equal(first, other_first)  # the seed sets every variable's draws
     residual = second - first.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(residual.std(axis=0), 1.0, rtol=0.04)
     np.testing.assert_allclose(second.std(axis=0), np.sqrt(5.0), rtol=0.04)
+
+
+def test_a_generator_passed_on_from_another_draw_draws_afresh_every_draw():
+    import pytensor.tensor as pt
+
+    rng = pytensor.shared(np.random.default_rng(1))
+    next_rng, first = pt.random.normal(0.0, 1.0, rng=rng).owner.outputs
+    second = pt.random.normal(0.0, 1.0, rng=next_rng)
+    first_draws, total = forward_draws([first, first + second], 4000, seed=2)
+    np.testing.assert_allclose((total - first_draws).std(), 1.0, rtol=0.05)
+
+
+def test_what_cannot_be_batched_is_drawn_by_pymc():
+    """A scalar index drawn from a categorical variable (PyTensor does not vectorise reading one
+    element at a random position) falls back to PyMC's draws, one call per draw."""
+    with pm.Model() as model:
+        which = pm.Categorical("which", p=np.array([0.2, 0.8]))
+        levels = pm.Normal("levels", np.array([-10.0, 10.0]), 1.0)
+        pm.Deterministic("chosen", levels[which])
+    with pytest.raises(NotImplementedError):
+        forward_draws([model["chosen"]], 10, seed=1)
+    prior = sample_pymc_prior(model, draws=2000, seed=2)["prior"]
+    chosen, which = prior["chosen"].values[0], prior["which"].values[0]
+    assert np.mean(which == 1) == pytest.approx(0.8, abs=0.03)
+    np.testing.assert_allclose(chosen, prior["levels"].values[0][np.arange(2000), which])
 
 
 def test_prior_draws_of_chosen_variables_and_of_what_cannot_be_batched():

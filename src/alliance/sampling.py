@@ -493,43 +493,30 @@ def forward_draws(outputs, draws: int, seed: int) -> list:
     computation. Its generators are seeded from ``seed`` as PyMC seeds them.
     """
     import numpy as np
-    import pytensor.tensor as pt
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.graph.replace import _vectorize_node
     from pytensor.graph.traversal import toposort
     from pytensor.tensor.random.op import RandomVariable
     from pytensor.tensor.random.type import RandomType
-    from pytensor.tensor.type_other import NoneTypeT
 
-    batched = {}
-    for node in toposort(outputs):
-        inputs = [batched.get(variable, variable) for variable in node.inputs]
-        if isinstance(node.op, RandomVariable):
-            # Its parameters have as many dimensions as its value (make_node pads them), so
-            # one that varies by draw has the draw axis in front: it lines up with the size.
-            rng, _, *params = inputs
-            batch_ndim = node.outputs[1].ndim - node.op.ndim_supp
-            # The size as the model has it (the same for every draw; vectorising a size read
-            # from another variable's shape would read the draw axis).
-            original_size = node.inputs[1]
-            if not isinstance(original_size.type, NoneTypeT):
-                size = pt.concatenate([[draws], original_size])
+    batched = {}  # each variable that varies by draw -> its batched form
+    try:
+        for node in toposort(outputs):
+            inputs = [batched.get(variable, variable) for variable in node.inputs]
+            if isinstance(node.op, RandomVariable):
+                new_outputs = _batched_random_variable(node, inputs, draws, batched)
             elif any(variable in batched for variable in node.inputs):
-                size = original_size  # the parameters that vary by draw give it its shape
-            else:  # no parameter varies by draw: the draw axis in front of its batch shape
-                shape = node.op._infer_shape(original_size, node.inputs[2:])[:batch_ndim]
-                size = pt.stack([draws, *shape]) if shape else pt.as_tensor([draws])
-            new_outputs = node.op.make_node(rng, size, *params).outputs
-        elif any(variable in batched for variable in node.inputs):
-            vectorised = _vectorize_node(node.op, node, *inputs)
-            new_outputs = getattr(vectorised, "outputs", vectorised)
-        elif any(isinstance(variable.type, RandomType) for variable in node.inputs):
-            # Another kind of random operation (a PyMC SymbolicRandomVariable) with parameters
-            # that do not vary by draw: its size is not a parameter here.
-            raise NotImplementedError(f"cannot draw {node.op} {draws} times at once")
-        else:  # depends on no random variable: the same for every draw
-            continue
-        batched.update(zip(node.outputs, new_outputs, strict=True))
+                vectorised = _vectorize_node(node.op, node, *inputs)
+                new_outputs = getattr(vectorised, "outputs", vectorised)
+            elif any(isinstance(variable.type, RandomType) for variable in node.inputs):
+                # Another kind of random operation (a PyMC SymbolicRandomVariable) with
+                # parameters that do not vary by draw: its size is not a parameter here.
+                raise NotImplementedError(f"cannot draw {node.op} {draws} times at once")
+            else:  # depends on no random variable: the same for every draw
+                continue
+            batched.update(zip(node.outputs, new_outputs, strict=True))
+    except (NotImplementedError, TypeError, ValueError) as error:  # an operation not batched
+        raise NotImplementedError(f"cannot batch the graph: {error}") from error
     function = compile_pymc(
         [],
         [batched.get(output, output) for output in outputs],
@@ -544,6 +531,48 @@ def forward_draws(outputs, draws: int, seed: int) -> list:
             raise AssertionError(f"{output} drawn with shape {value.shape}, not ({draws}, ...)")
         values.append(value)
     return values
+
+
+def _batched_random_variable(node, inputs, draws: int, batched: dict) -> list:
+    """The outputs of random variable ``node`` drawn ``draws`` times at once (for
+    :func:`forward_draws`; ``inputs``: its inputs, batched where they vary by draw)."""
+    import pytensor.tensor as pt
+    from pytensor.graph.replace import graph_replace
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.type_other import NoneTypeT
+
+    # Its parameters have as many dimensions as its value (make_node pads them), so one that
+    # varies by draw has the draw axis in front: it lines up with the draw axis of the size.
+    rng, _, *params = inputs
+    batch_ndim = node.outputs[1].ndim - node.op.ndim_supp
+    # The size as the model has it, the same for every draw (vectorised, a size read from another
+    # variable's shape would read the draw axis), with that variable's first draw in place of
+    # the variable (else the function would also draw the variable itself from the generator its
+    # batched draws use, which then is not reseeded).
+    size = node.inputs[1]
+    read = {
+        variable: batched[variable][0]
+        for variable in ancestors([size])
+        if variable in batched and _is_drawn(variable)
+    }
+    if read:
+        size = graph_replace(size, read, strict=False)
+    if not isinstance(size.type, NoneTypeT):
+        size = pt.concatenate([[draws], size])
+    elif not any(variable in batched for variable in node.inputs[2:]):
+        # No parameter varies by draw: the draw axis in front of the batch shape they give.
+        shape = node.op._infer_shape(size, node.inputs[2:])[:batch_ndim]
+        size = pt.stack([draws, *shape]) if shape else pt.as_tensor([draws])
+    # (else: the parameters that vary by draw give the draws' shape.)
+    return node.op.make_node(rng, size, *params).outputs
+
+
+def _is_drawn(variable) -> bool:
+    """Whether ``variable`` is an output of a random operation (one with a generator input)."""
+    from pytensor.tensor.random.type import RandomType
+
+    owner = variable.owner
+    return owner is not None and any(isinstance(i.type, RandomType) for i in owner.inputs)
 
 
 def sample_bambi_prior(model, draws: int, seed: int):
